@@ -1,0 +1,540 @@
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use billet_block::{Block, BlockError, BlockStore, Cid, Codec};
+use bytes::Bytes;
+
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::fs::{LogFile, LogFs, StdFs, write_durable};
+use crate::index::{BlockIndex, Location};
+use crate::plane::{NewSegment, Plane, Receipt, Sealed, Writer, create_segment, open_sync_files};
+use crate::recovery::scan;
+use crate::segment::{FileKind, PlaneKind, parse_name, segment_name, segment_start, sidecar_name};
+use crate::sidecar::{self, Entry};
+
+/// Whether a segment still takes appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentState {
+    Open,
+    Sealed,
+}
+
+/// One segment, as listed for the cold tier and for operators.
+#[derive(Debug, Clone)]
+pub struct SegmentInfo {
+    pub plane: PlaneKind,
+    pub id: u64,
+    pub state: SegmentState,
+    pub bytes: u64,
+    pub blocks: u64,
+    pub path: PathBuf,
+}
+
+/// Read handles to segment files, at most `cap` kept open.
+#[derive(Debug)]
+struct Files {
+    fs: Arc<dyn LogFs>,
+    root: PathBuf,
+    cap: usize,
+    open: Mutex<HashMap<(PlaneKind, u64), Arc<dyn LogFile>>>,
+}
+
+impl Files {
+    fn get(&self, plane: PlaneKind, seg: u64) -> std::io::Result<Arc<dyn LogFile>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = open.get(&(plane, seg)) {
+            return Ok(f.clone());
+        }
+        let f = self
+            .fs
+            .open(&self.root.join(plane.name()).join(segment_name(seg)), false)?;
+        if open.len() >= self.cap
+            && let Some(k) = open.keys().next().copied()
+        {
+            open.remove(&k);
+        }
+        open.insert((plane, seg), f.clone());
+        Ok(f)
+    }
+}
+
+/// The two-plane journal. See the crate documentation.
+pub struct Log {
+    root: PathBuf,
+    data: Arc<Plane>,
+    catalog: Arc<Plane>,
+    index: Arc<BlockIndex>,
+    files: Files,
+    /// What opening had to repair or drop (only with `repair`).
+    repairs: Vec<String>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("root", &self.root)
+            .field("blocks", &self.index.len())
+            .finish()
+    }
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering both planes.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, LogError> {
+        Self::open_with(dir, config, Arc::new(StdFs))
+    }
+
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        fs: Arc<dyn LogFs>,
+    ) -> Result<Log, LogError> {
+        let root = dir.as_ref().to_path_buf();
+        let index = Arc::new(BlockIndex::default());
+        let mut repairs = Vec::new();
+        let mut planes = Vec::new();
+        for (kind, pc) in [
+            (PlaneKind::Data, &config.data),
+            (PlaneKind::Catalog, &config.catalog),
+        ] {
+            let pdir = root.join(kind.name());
+            fs.create_dir_all(&pdir)
+                .map_err(|e| LogError::io("creating", &pdir, e))?;
+            let writer = recover_plane(fs.as_ref(), &pdir, kind, &config, &index, &mut repairs)?;
+            planes.push(Arc::new(Plane::new(
+                kind,
+                pdir,
+                fs.clone(),
+                pc.clone(),
+                index.clone(),
+                writer,
+            )));
+        }
+        let catalog = planes.pop().expect("two planes");
+        let data = planes.pop().expect("two planes");
+        Ok(Log {
+            files: Files {
+                fs,
+                root: root.clone(),
+                cap: config.max_open_files.max(2),
+                open: Mutex::new(HashMap::new()),
+            },
+            root,
+            data,
+            catalog,
+            index,
+            repairs,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// What opening with `repair` dropped, one line per problem.
+    pub fn repairs(&self) -> &[String] {
+        &self.repairs
+    }
+
+    fn plane(&self, kind: PlaneKind) -> &Arc<Plane> {
+        match kind {
+            PlaneKind::Data => &self.data,
+            PlaneKind::Catalog => &self.catalog,
+        }
+    }
+
+    /// Writes blocks to the data plane (not yet durable).
+    pub fn write_data(&self, blocks: &[Block]) -> Result<Receipt, LogError> {
+        self.write_to(PlaneKind::Data, blocks)
+    }
+
+    /// Writes blocks to the catalog plane (not yet durable).
+    pub fn write_catalog(&self, blocks: &[Block]) -> Result<Receipt, LogError> {
+        self.write_to(PlaneKind::Catalog, blocks)
+    }
+
+    /// Writes each block to its plane: raw blocks to data, the rest to
+    /// catalog.
+    pub fn write(&self, blocks: &[Block]) -> Result<Receipt, LogError> {
+        let (data, catalog): (Vec<Block>, Vec<Block>) = blocks
+            .iter()
+            .cloned()
+            .partition(|b| b.codec() == Codec::Raw);
+        let mut r = Receipt::default();
+        if !data.is_empty() {
+            r = r.merge(self.write_data(&data)?);
+        }
+        if !catalog.is_empty() {
+            r = r.merge(self.write_catalog(&catalog)?);
+        }
+        Ok(r)
+    }
+
+    fn write_to(&self, kind: PlaneKind, blocks: &[Block]) -> Result<Receipt, LogError> {
+        let plane = self.plane(kind);
+        let lsn = plane.write(blocks)?;
+        if plane.seal_due() {
+            // The blocks are written either way; a failed seal fsync has
+            // already failed their LSNs, which `sync` will report.
+            let _ = plane.seal(false);
+        }
+        Ok(Receipt::for_plane(kind, lsn))
+    }
+
+    /// Waits until everything `receipt` covers is durable: data plane
+    /// first, then catalog plane.
+    pub async fn sync(&self, receipt: Receipt) -> Result<(), LogError> {
+        self.data.wait_durable(receipt.data).await?;
+        self.catalog.wait_durable(receipt.catalog).await
+    }
+
+    /// Writes a batch and returns once it is durable.
+    pub async fn append(&self, data: &[Block], catalog: &[Block]) -> Result<(), LogError> {
+        let mut r = Receipt::default();
+        if !data.is_empty() {
+            r = r.merge(self.write_data(data)?);
+        }
+        if !catalog.is_empty() {
+            r = r.merge(self.write_catalog(catalog)?);
+        }
+        self.sync(r).await
+    }
+
+    /// Seals every open segment that is due by size or age (call it
+    /// periodically so idle segments seal and can ship).
+    pub fn seal_due(&self) -> Result<(), LogError> {
+        self.data.seal(false)?;
+        self.catalog.seal(false)
+    }
+
+    /// Seals both open segments now if they hold any block.
+    pub fn seal_all(&self) -> Result<(), LogError> {
+        self.data.seal(true)?;
+        self.catalog.seal(true)
+    }
+
+    /// Segments of both planes, oldest first per plane.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let mut out = Vec::new();
+        for plane in [&self.data, &self.catalog] {
+            let w = plane.writer();
+            for s in &w.sealed {
+                out.push(SegmentInfo {
+                    plane: plane.kind(),
+                    id: s.id,
+                    state: SegmentState::Sealed,
+                    bytes: s.len,
+                    blocks: s.blocks,
+                    path: s.path.clone(),
+                });
+            }
+            out.push(SegmentInfo {
+                plane: plane.kind(),
+                id: w.seg_id,
+                state: SegmentState::Open,
+                bytes: w.len,
+                blocks: w.entries.len() as u64,
+                path: plane.dir().join(segment_name(w.seg_id)),
+            });
+        }
+        out
+    }
+
+    /// fsyncs issued by the data and catalog planes since opening.
+    pub fn fsyncs(&self) -> (u64, u64) {
+        (self.data.fsyncs(), self.catalog.fsyncs())
+    }
+
+    /// Blocks known to the log.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.len() == 0
+    }
+
+    fn read(&self, cid: &Cid, loc: Location) -> Result<Bytes, BlockError> {
+        let io = |source| BlockError::Io { cid: *cid, source };
+        let file = self.files.get(loc.plane, loc.segment).map_err(io)?;
+        let mut buf = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut buf, loc.offset).map_err(io)?;
+        Ok(Block::verified(*cid, buf)?.into_parts().1)
+    }
+}
+
+impl BlockStore for Log {
+    fn get(&self, cid: &Cid) -> Result<Bytes, BlockError> {
+        let loc = self.index.get(cid).ok_or(BlockError::Missing(*cid))?;
+        self.read(cid, loc)
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, BlockError> {
+        Ok(self.index.get(cid).is_some())
+    }
+}
+
+fn locations(
+    kind: PlaneKind,
+    seg: u64,
+    entries: &[Entry],
+) -> impl Iterator<Item = (Cid, Location)> + '_ {
+    entries.iter().map(move |e| {
+        (
+            e.cid,
+            Location {
+                plane: kind,
+                segment: seg,
+                offset: e.offset,
+                len: e.len,
+            },
+        )
+    })
+}
+
+/// Rebuilds one plane's state from its directory: sealed segments from their
+/// sidecars (rebuilt when missing or short), the open segment by scanning it
+/// and cutting a torn tail.
+fn recover_plane(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    config: &LogConfig,
+    index: &BlockIndex,
+    repairs: &mut Vec<String>,
+) -> Result<Writer, LogError> {
+    let names = fs.list(dir).map_err(|e| LogError::io("listing", dir, e))?;
+    let mut segments: BTreeMap<u64, bool> = BTreeMap::new();
+    for name in &names {
+        if name.ends_with(".tmp") {
+            // An interrupted durable write never became the file it named.
+            let _ = fs.remove(&dir.join(name));
+            continue;
+        }
+        match parse_name(name) {
+            Some((id, FileKind::Segment)) => {
+                segments.entry(id).or_insert(false);
+            }
+            Some((id, FileKind::Sidecar)) => {
+                *segments.entry(id).or_insert(false) |= true;
+            }
+            None => {}
+        }
+    }
+    // A sidecar without its segment is stale; only segments count.
+    let ids: Vec<(u64, bool)> = segments
+        .into_iter()
+        .filter(|(id, _)| names.contains(&segment_name(*id)))
+        .collect();
+    let mut sealed = Vec::new();
+    let Some(&(last, last_has_sidecar)) = ids.last() else {
+        return Ok(fresh_writer(0, create_segment(fs, dir, kind, 0)?, sealed));
+    };
+    for &(id, has_sidecar) in &ids[..ids.len() - 1] {
+        sealed.push(recover_sealed(
+            fs,
+            dir,
+            kind,
+            id,
+            has_sidecar,
+            config,
+            index,
+            repairs,
+        )?);
+    }
+    if last_has_sidecar {
+        let s = recover_sealed(fs, dir, kind, last, true, config, index, repairs);
+        // A sidecar that does not match means the segment was still open.
+        if let Ok(s) = s {
+            sealed.push(s);
+            return Ok(fresh_writer(
+                last + 1,
+                create_segment(fs, dir, kind, last + 1)?,
+                sealed,
+            ));
+        }
+    }
+    recover_open(fs, dir, kind, last, config, index, repairs, sealed)
+}
+
+fn fresh_writer(id: u64, seg: NewSegment, sealed: Vec<Sealed>) -> Writer {
+    let NewSegment {
+        file,
+        sync_files,
+        start_len,
+    } = seg;
+    Writer {
+        seg_id: id,
+        file,
+        sync_files,
+        len: start_len,
+        start_len,
+        base_lsn: 0,
+        entries: Vec::new(),
+        first_write: None,
+        created: SystemTime::now(),
+        sealed,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn recover_sealed(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    id: u64,
+    has_sidecar: bool,
+    config: &LogConfig,
+    index: &BlockIndex,
+    repairs: &mut Vec<String>,
+) -> Result<Sealed, LogError> {
+    let path = dir.join(segment_name(id));
+    let file = fs
+        .open(&path, false)
+        .map_err(|e| LogError::io("opening", &path, e))?;
+    let len = file.size().map_err(|e| LogError::io("reading", &path, e))?;
+    let from_sidecar = if has_sidecar {
+        read_sidecar(fs, dir, kind, id, len)
+    } else {
+        None
+    };
+    let entries = match (from_sidecar, config.verify_sealed_on_open) {
+        (Some(entries), false) => entries,
+        (sidecar, _) => {
+            let s = scan(file.as_ref(), len, kind, id)
+                .map_err(|e| LogError::io("reading", &path, e))?;
+            if let Some((offset, reason)) = &s.problem {
+                if !config.repair {
+                    return Err(LogError::DamagedSegment {
+                        path,
+                        offset: *offset,
+                        reason: reason.clone(),
+                    });
+                }
+                repairs.push(format!(
+                    "{}: damaged at byte {offset} ({reason}); kept the {} blocks that verify",
+                    path.display(),
+                    s.entries.len()
+                ));
+            }
+            if sidecar.as_ref() != Some(&s.entries) {
+                let bytes = sidecar::encode(kind, id, len, &s.entries);
+                write_durable(fs, dir, &sidecar_name(id), &bytes)
+                    .map_err(|e| LogError::io("rebuilding sidecar for", &path, e))?;
+            }
+            s.entries
+        }
+    };
+    index.insert_many(locations(kind, id, &entries));
+    Ok(Sealed {
+        id,
+        len,
+        blocks: entries.len() as u64,
+        path,
+    })
+}
+
+fn read_sidecar(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    id: u64,
+    segment_len: u64,
+) -> Option<Vec<Entry>> {
+    let f = fs.open(&dir.join(sidecar_name(id)), false).ok()?;
+    let len = f.size().ok()?;
+    let mut buf = vec![0u8; usize::try_from(len).ok()?];
+    f.read_exact_at(&mut buf, 0).ok()?;
+    sidecar::decode(&buf, kind, id, segment_len).ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn recover_open(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    id: u64,
+    config: &LogConfig,
+    index: &BlockIndex,
+    repairs: &mut Vec<String>,
+    sealed: Vec<Sealed>,
+) -> Result<Writer, LogError> {
+    let path = dir.join(segment_name(id));
+    let io = |op, e| LogError::io(op, &path, e);
+    let file = fs.open(&path, true).map_err(|e| io("opening", e))?;
+    let len = file.size().map_err(|e| io("reading", e))?;
+    let (start, _) = segment_start(kind, id);
+    let start_len = start.len() as u64;
+    let s = scan(file.as_ref(), len, kind, id).map_err(|e| io("reading", e))?;
+    if s.bad_start {
+        if len <= start_len || config.repair {
+            // Torn while being created (nothing was ever acknowledged in
+            // it), or given up on under repair: start it afresh.
+            if len > start_len {
+                repairs.push(format!(
+                    "{}: unreadable start; its blocks were dropped",
+                    path.display()
+                ));
+            }
+            file.set_len(0)
+                .and_then(|()| file.write_all_at(&start, 0))
+                .and_then(|()| file.sync_data())
+                .map_err(|e| io("rewriting", e))?;
+            let sync_files = open_sync_files(fs, &path).map_err(|e| io("opening", e))?;
+            let seg = NewSegment {
+                file,
+                sync_files,
+                start_len,
+            };
+            return Ok(fresh_writer(id, seg, sealed));
+        }
+        let (offset, reason) = s.problem.unwrap_or((0, "unreadable start".into()));
+        return Err(LogError::DamagedSegment {
+            path,
+            offset,
+            reason,
+        });
+    }
+    let keep = if s.damage_before_good {
+        let (offset, reason) = s.problem.clone().unwrap_or_default();
+        if !config.repair {
+            return Err(LogError::DamagedSegment {
+                path,
+                offset,
+                reason,
+            });
+        }
+        repairs.push(format!(
+            "{}: a block at byte {offset} is damaged ({reason}); dropped it, kept the rest",
+            path.display()
+        ));
+        len
+    } else {
+        // Anything after the last good frame is a torn tail: bytes that
+        // were never synced, hence never acknowledged.
+        s.good_len
+    };
+    if keep < len {
+        file.set_len(keep)
+            .map_err(|e| io("cutting the torn tail of", e))?;
+    }
+    // What was recovered may still be only in the page cache.
+    file.sync_data().map_err(|e| io("syncing", e))?;
+    index.insert_many(locations(kind, id, &s.entries));
+    let sync_files = open_sync_files(fs, &path).map_err(|e| io("opening", e))?;
+    Ok(Writer {
+        seg_id: id,
+        file,
+        sync_files,
+        len: keep,
+        start_len,
+        base_lsn: 0,
+        first_write: (!s.entries.is_empty()).then(Instant::now),
+        entries: s.entries,
+        created: SystemTime::now(),
+        sealed,
+    })
+}
