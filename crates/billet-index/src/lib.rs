@@ -1,0 +1,142 @@
+//! The index: the relational store that answers every read (GET, HEAD,
+//! LIST, multipart, auth) so the MST never sits on the read path, and where
+//! a bucket's head moves by compare-and-swap.
+//!
+//! One contract, [`Index`], two implementations:
+//!
+//! * [`SqliteIndex`] — the embedded default: a registry database plus one
+//!   database file per bucket (WAL), opened through a bounded LRU pool. A
+//!   bucket's head and its rows share a file, so one transaction covers both.
+//! * [`PgIndex`] — PostgreSQL for scale-out: one schema, migrations applied
+//!   on start, a connection pool. Keys are `bytea`, so ordering is bytewise.
+//!
+//! What is authoritative here (not derivable from the MST): the bucket
+//! registry and head, multipart state, access keys, segment lifecycle,
+//! pending remote deletes, MMR nodes. Object rows are a cache of the MST,
+//! rebuilt with [`Index::rebuild`].
+//!
+//! Neither backend fsyncs per transaction: the log's catalog plane is the
+//! redo log (every commit block reaches it before its index transaction).
+
+mod error;
+mod list;
+pub mod postgres;
+mod rows;
+pub mod sqlite;
+mod types;
+
+use async_trait::async_trait;
+use billet_block::Cid;
+
+pub use error::IndexError;
+pub use postgres::{PgConfig, PgIndex};
+pub use sqlite::{SqliteConfig, SqliteIndex};
+pub use types::*;
+
+/// Rows for [`Index::rebuild`], grouped by key in key order, each key's
+/// versions newest first.
+pub type RebuildRows = Box<dyn Iterator<Item = Result<ObjectVersion, IndexError>> + Send>;
+
+#[async_trait]
+pub trait Index: Send + Sync + 'static {
+    // Buckets.
+
+    /// Registers a bucket with its first commit as head.
+    async fn create_bucket(&self, bucket: &BucketState) -> Result<(), IndexError>;
+    /// Removes an empty bucket (no versions, no uploads in progress).
+    async fn delete_bucket(&self, name: &str) -> Result<(), IndexError>;
+    async fn bucket(&self, name: &str) -> Result<Option<BucketState>, IndexError>;
+    async fn list_buckets(&self) -> Result<Vec<BucketEntry>, IndexError>;
+
+    // Objects.
+
+    /// Applies a commit atomically: head CAS, row changes, completed
+    /// uploads, MMR nodes. `Conflict` if the head moved.
+    async fn commit(&self, batch: CommitBatch) -> Result<(), IndexError>;
+    /// A version by id, or the latest (possibly a delete marker).
+    async fn object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectVersion>, IndexError>;
+    /// Latest non-deleted versions with S3 ListObjects semantics.
+    async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, IndexError>;
+    /// Every version and delete marker, keys in order, newest first.
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        query: &VersionQuery,
+    ) -> Result<VersionPage, IndexError>;
+    /// Replaces all object rows (and the head) with `rows`, e.g. from an
+    /// MST walk. Returns the number of versions written.
+    async fn rebuild(
+        &self,
+        bucket: &str,
+        head: Cid,
+        seq: u64,
+        rows: RebuildRows,
+    ) -> Result<u64, IndexError>;
+
+    // Multipart uploads.
+
+    async fn create_upload(&self, bucket: &str, upload: &Upload) -> Result<(), IndexError>;
+    async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Option<Upload>, IndexError>;
+    /// Records a part (replacing one with the same number, which is
+    /// returned). `NoSuchUpload` if the upload is gone.
+    async fn put_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part: &Part,
+    ) -> Result<Option<Part>, IndexError>;
+    /// Parts numbered above `after`, at most `max`.
+    async fn parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        after: u32,
+        max: usize,
+    ) -> Result<PartPage, IndexError>;
+    /// Removes an upload and its parts (returned). `NoSuchUpload` if gone.
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<Part>, IndexError>;
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        query: &UploadQuery,
+    ) -> Result<UploadPage, IndexError>;
+    /// Uploads started before `before_ms` (for expiry).
+    async fn stale_uploads(
+        &self,
+        bucket: &str,
+        before_ms: i64,
+        max: usize,
+    ) -> Result<Vec<Upload>, IndexError>;
+
+    // Log segments and the cold tier.
+
+    async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), IndexError>;
+    async fn segments(&self) -> Result<Vec<SegmentRecord>, IndexError>;
+    async fn enqueue_remote_delete(&self, remote_key: &str, now_ms: i64) -> Result<(), IndexError>;
+    async fn pending_remote_deletes(&self, max: usize) -> Result<Vec<PendingDelete>, IndexError>;
+    /// Done: forget it. Failed: count the attempt.
+    async fn finish_remote_delete(&self, id: i64, done: bool) -> Result<(), IndexError>;
+
+    // Commit history.
+
+    /// Number of MMR nodes stored for the bucket.
+    async fn mmr_size(&self, bucket: &str) -> Result<u64, IndexError>;
+    async fn mmr_nodes(
+        &self,
+        bucket: &str,
+        positions: &[u64],
+    ) -> Result<Vec<Option<[u8; 32]>>, IndexError>;
+
+    // Access keys.
+
+    async fn put_access_key(&self, key: &AccessKey) -> Result<(), IndexError>;
+    async fn access_key(&self, id: &str) -> Result<Option<AccessKey>, IndexError>;
+    async fn access_keys(&self) -> Result<Vec<AccessKey>, IndexError>;
+    async fn set_access_key_disabled(&self, id: &str, disabled: bool) -> Result<bool, IndexError>;
+    async fn delete_access_key(&self, id: &str) -> Result<bool, IndexError>;
+}

@@ -1,0 +1,84 @@
+//! Migrations, applied in order on start under an advisory lock so that
+//! several nodes starting at once apply each exactly once.
+
+pub(super) const MIGRATIONS: &[&str] = &["
+CREATE TABLE buckets (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    head BYTEA NOT NULL,
+    seq BIGINT NOT NULL,
+    settings BYTEA NOT NULL,
+    next_ord BIGINT NOT NULL DEFAULT -1
+);
+CREATE TABLE versions (
+    bucket TEXT NOT NULL,
+    key BYTEA NOT NULL,
+    ord BIGINT NOT NULL,
+    version_id TEXT NOT NULL,
+    is_latest BOOLEAN NOT NULL,
+    is_delete_marker BOOLEAN NOT NULL,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified BIGINT NOT NULL,
+    manifest_cid BYTEA NOT NULL,
+    manifest BYTEA NOT NULL,
+    PRIMARY KEY (bucket, key, ord)
+);
+CREATE UNIQUE INDEX versions_by_id ON versions (bucket, key, version_id);
+CREATE INDEX current_objects ON versions (bucket, key)
+    INCLUDE (version_id, size, etag, last_modified, ord)
+    WHERE is_latest AND NOT is_delete_marker;
+CREATE TABLE uploads (
+    seq BIGSERIAL PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    upload_id TEXT NOT NULL UNIQUE,
+    key BYTEA NOT NULL,
+    initiated BIGINT NOT NULL,
+    meta BYTEA NOT NULL
+);
+CREATE INDEX uploads_by_key ON uploads (bucket, key, seq);
+CREATE TABLE parts (
+    upload_id TEXT NOT NULL,
+    number INT NOT NULL,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    root BYTEA NOT NULL,
+    last_modified BIGINT NOT NULL,
+    meta BYTEA NOT NULL,
+    PRIMARY KEY (upload_id, number)
+);
+CREATE TABLE mmr (
+    bucket TEXT NOT NULL,
+    pos BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    PRIMARY KEY (bucket, pos)
+);
+CREATE TABLE access_keys (
+    id TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    disabled BOOLEAN NOT NULL DEFAULT false
+);
+CREATE TABLE segments (
+    plane TEXT NOT NULL,
+    id BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    blocks BIGINT NOT NULL,
+    sealed BIGINT,
+    shipped BIGINT,
+    remote_key TEXT,
+    PRIMARY KEY (plane, id)
+);
+CREATE TABLE pending_deletes (
+    id BIGSERIAL PRIMARY KEY,
+    remote_key TEXT NOT NULL,
+    enqueued BIGINT NOT NULL,
+    attempts INT NOT NULL DEFAULT 0
+);
+"];
+
+/// Arbitrary constant naming billet's migration lock.
+pub(super) const MIGRATION_LOCK: i64 = 0x6269_6c6c_6574;

@@ -1,0 +1,423 @@
+//! The embedded index: `registry.db` plus one `buckets/<name>.db` per
+//! bucket, WAL mode, opened through a bounded LRU pool.
+
+mod bucket;
+mod pool;
+mod registry;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use billet_block::Cid;
+use rusqlite::{Connection, params};
+
+use crate::error::IndexError;
+use crate::types::*;
+use crate::{Index, RebuildRows};
+use pool::{BucketDb, Pool};
+
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// Directory holding `registry.db` and `buckets/`.
+    pub dir: PathBuf,
+    /// Bucket databases kept open at most.
+    pub max_open_buckets: usize,
+}
+
+impl SqliteConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        SqliteConfig {
+            dir: dir.into(),
+            max_open_buckets: 256,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    buckets_dir: PathBuf,
+    registry: Mutex<Connection>,
+    pool: Pool,
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub struct SqliteIndex {
+    inner: Arc<Inner>,
+}
+
+/// A file name for a bucket: S3 bucket names are already safe, but the
+/// index does not rely on callers having checked.
+fn file_name(bucket: &str) -> String {
+    let mut out = String::with_capacity(bucket.len() + 3);
+    for b in bucket.bytes() {
+        if b.is_ascii_lowercase()
+            || b.is_ascii_digit()
+            || b == b'-'
+            || (b == b'.' && !out.is_empty())
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out.push_str(".db");
+    out
+}
+
+impl Inner {
+    fn registry(&self) -> MutexGuard<'_, Connection> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn path(&self, bucket: &str) -> PathBuf {
+        self.buckets_dir.join(file_name(bucket))
+    }
+
+    fn bucket(&self, name: &str) -> Result<Arc<BucketDb>, IndexError> {
+        let path = self.path(name);
+        // Only registered buckets have files worth opening.
+        if !path.exists() || registry::bucket_entry(&self.registry(), name)?.is_none() {
+            return Err(IndexError::NoSuchBucket(name.to_string()));
+        }
+        self.pool.get(name, &path)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
+) -> Result<T, IndexError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| IndexError::Task(e.to_string()))?
+}
+
+fn remove_db_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+impl SqliteIndex {
+    /// Opens (creating if needed) the index in `config.dir`. Bucket files
+    /// without a registry entry (a crash between creating the file and
+    /// registering it) are removed.
+    pub fn open(config: SqliteConfig) -> Result<Self, IndexError> {
+        let io = |op, path: &Path, source| IndexError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        };
+        let buckets_dir = config.dir.join("buckets");
+        std::fs::create_dir_all(&buckets_dir).map_err(|e| io("creating", &buckets_dir, e))?;
+        let conn = Connection::open(config.dir.join("registry.db"))?;
+        schema::configure(&conn)?;
+        conn.execute_batch(schema::REGISTRY)?;
+        let known: std::collections::HashSet<String> = registry::buckets(&conn)?
+            .into_iter()
+            .map(|b| file_name(&b.name))
+            .collect();
+        for entry in std::fs::read_dir(&buckets_dir).map_err(|e| io("listing", &buckets_dir, e))? {
+            let entry = entry.map_err(|e| io("listing", &buckets_dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".db") && !known.contains(&name) {
+                remove_db_files(&entry.path());
+            }
+        }
+        Ok(SqliteIndex {
+            inner: Arc::new(Inner {
+                buckets_dir,
+                registry: Mutex::new(conn),
+                pool: Pool::new(config.max_open_buckets),
+            }),
+        })
+    }
+
+    /// Bucket databases currently open.
+    pub fn open_buckets(&self) -> usize {
+        self.inner.pool.open_count()
+    }
+
+    async fn with_bucket<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Connection) -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, IndexError> {
+        let inner = self.inner.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let db = inner.bucket(&name)?;
+            let mut conn = db.lock();
+            f(&mut conn)
+        })
+        .await
+    }
+
+    async fn with_registry<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, IndexError> {
+        let inner = self.inner.clone();
+        blocking(move || f(&inner.registry())).await
+    }
+}
+
+#[async_trait]
+impl Index for SqliteIndex {
+    async fn create_bucket(&self, b: &BucketState) -> Result<(), IndexError> {
+        let inner = self.inner.clone();
+        let b = b.clone();
+        blocking(move || {
+            // The registry lock serializes creations and deletions.
+            let reg = inner.registry();
+            if registry::bucket_entry(&reg, &b.name)?.is_some() {
+                return Err(IndexError::BucketExists(b.name.clone()));
+            }
+            let path = inner.path(&b.name);
+            remove_db_files(&path);
+            let result = (|| {
+                let conn = Connection::open(&path)?;
+                schema::configure(&conn)?;
+                bucket::init(&conn, &b)?;
+                reg.execute(
+                    "INSERT INTO buckets (name, owner, created) VALUES (?1, ?2, ?3)",
+                    params![b.name, b.owner, b.created_ms],
+                )?;
+                Ok(())
+            })();
+            if result.is_err() {
+                remove_db_files(&path);
+            }
+            result
+        })
+        .await
+    }
+
+    async fn delete_bucket(&self, name: &str) -> Result<(), IndexError> {
+        let inner = self.inner.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let reg = inner.registry();
+            if registry::bucket_entry(&reg, &name)?.is_none() {
+                return Err(IndexError::NoSuchBucket(name));
+            }
+            let path = inner.path(&name);
+            {
+                let db = inner.pool.get(&name, &path)?;
+                let conn = db.lock();
+                if !bucket::is_empty(&conn)? {
+                    return Err(IndexError::BucketNotEmpty(name));
+                }
+            }
+            reg.execute("DELETE FROM buckets WHERE name = ?1", params![name])?;
+            inner.pool.forget(&name);
+            remove_db_files(&path);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bucket(&self, name: &str) -> Result<Option<BucketState>, IndexError> {
+        let inner = self.inner.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let Some(entry) = registry::bucket_entry(&inner.registry(), &name)? else {
+                return Ok(None);
+            };
+            let db = inner.pool.get(&name, &inner.path(&name))?;
+            let (head, seq, settings) = bucket::head(&db.lock())?;
+            Ok(Some(BucketState {
+                name: entry.name,
+                owner: entry.owner,
+                created_ms: entry.created_ms,
+                head,
+                seq,
+                settings,
+            }))
+        })
+        .await
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<BucketEntry>, IndexError> {
+        self.with_registry(registry::buckets).await
+    }
+
+    async fn commit(&self, batch: CommitBatch) -> Result<(), IndexError> {
+        let name = batch.bucket.clone();
+        self.with_bucket(&name, move |c| bucket::commit(c, &batch))
+            .await
+    }
+
+    async fn object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectVersion>, IndexError> {
+        let key = key.to_string();
+        let version = version_id.map(str::to_string);
+        self.with_bucket(bucket, move |c| bucket::object(c, &key, version.as_deref()))
+            .await
+    }
+
+    async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, IndexError> {
+        let q = query.clone();
+        self.with_bucket(bucket, move |c| bucket::list_objects(c, &q))
+            .await
+    }
+
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        query: &VersionQuery,
+    ) -> Result<VersionPage, IndexError> {
+        let q = query.clone();
+        self.with_bucket(bucket, move |c| bucket::list_versions(c, &q))
+            .await
+    }
+
+    async fn rebuild(
+        &self,
+        bucket: &str,
+        head: Cid,
+        seq: u64,
+        rows: RebuildRows,
+    ) -> Result<u64, IndexError> {
+        self.with_bucket(bucket, move |c| bucket::rebuild(c, &head, seq, rows))
+            .await
+    }
+
+    async fn create_upload(&self, bucket: &str, upload: &Upload) -> Result<(), IndexError> {
+        let u = upload.clone();
+        self.with_bucket(bucket, move |c| bucket::create_upload(c, &u))
+            .await
+    }
+
+    async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Option<Upload>, IndexError> {
+        let id = upload_id.to_string();
+        self.with_bucket(bucket, move |c| bucket::upload(c, &id))
+            .await
+    }
+
+    async fn put_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part: &Part,
+    ) -> Result<Option<Part>, IndexError> {
+        let id = upload_id.to_string();
+        let p = part.clone();
+        self.with_bucket(bucket, move |c| bucket::put_part(c, &id, &p))
+            .await
+    }
+
+    async fn parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        after: u32,
+        max: usize,
+    ) -> Result<PartPage, IndexError> {
+        let id = upload_id.to_string();
+        self.with_bucket(bucket, move |c| bucket::parts(c, &id, after, max))
+            .await
+    }
+
+    async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<Part>, IndexError> {
+        let id = upload_id.to_string();
+        self.with_bucket(bucket, move |c| bucket::abort_upload(c, &id))
+            .await
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        query: &UploadQuery,
+    ) -> Result<UploadPage, IndexError> {
+        let q = query.clone();
+        self.with_bucket(bucket, move |c| bucket::list_uploads(c, &q))
+            .await
+    }
+
+    async fn stale_uploads(
+        &self,
+        bucket: &str,
+        before_ms: i64,
+        max: usize,
+    ) -> Result<Vec<Upload>, IndexError> {
+        self.with_bucket(bucket, move |c| bucket::stale_uploads(c, before_ms, max))
+            .await
+    }
+
+    async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), IndexError> {
+        let s = segment.clone();
+        self.with_registry(move |c| registry::put_segment(c, &s))
+            .await
+    }
+
+    async fn segments(&self) -> Result<Vec<SegmentRecord>, IndexError> {
+        self.with_registry(registry::segments).await
+    }
+
+    async fn enqueue_remote_delete(&self, remote_key: &str, now_ms: i64) -> Result<(), IndexError> {
+        let k = remote_key.to_string();
+        self.with_registry(move |c| registry::enqueue_remote_delete(c, &k, now_ms))
+            .await
+    }
+
+    async fn pending_remote_deletes(&self, max: usize) -> Result<Vec<PendingDelete>, IndexError> {
+        self.with_registry(move |c| registry::pending_remote_deletes(c, max))
+            .await
+    }
+
+    async fn finish_remote_delete(&self, id: i64, done: bool) -> Result<(), IndexError> {
+        self.with_registry(move |c| registry::finish_remote_delete(c, id, done))
+            .await
+    }
+
+    async fn mmr_size(&self, bucket: &str) -> Result<u64, IndexError> {
+        self.with_bucket(bucket, |c| bucket::mmr_size(c)).await
+    }
+
+    async fn mmr_nodes(
+        &self,
+        bucket: &str,
+        positions: &[u64],
+    ) -> Result<Vec<Option<[u8; 32]>>, IndexError> {
+        let p = positions.to_vec();
+        self.with_bucket(bucket, move |c| bucket::mmr_nodes(c, &p))
+            .await
+    }
+
+    async fn put_access_key(&self, key: &AccessKey) -> Result<(), IndexError> {
+        let k = key.clone();
+        self.with_registry(move |c| registry::put_access_key(c, &k))
+            .await
+    }
+
+    async fn access_key(&self, id: &str) -> Result<Option<AccessKey>, IndexError> {
+        let id = id.to_string();
+        self.with_registry(move |c| registry::access_key(c, &id))
+            .await
+    }
+
+    async fn access_keys(&self) -> Result<Vec<AccessKey>, IndexError> {
+        self.with_registry(registry::access_keys).await
+    }
+
+    async fn set_access_key_disabled(&self, id: &str, disabled: bool) -> Result<bool, IndexError> {
+        let id = id.to_string();
+        self.with_registry(move |c| registry::set_access_key_disabled(c, &id, disabled))
+            .await
+    }
+
+    async fn delete_access_key(&self, id: &str) -> Result<bool, IndexError> {
+        let id = id.to_string();
+        self.with_registry(move |c| registry::delete_access_key(c, &id))
+            .await
+    }
+}

@@ -1,0 +1,101 @@
+//! Table definitions. Keys are BLOBs so that ordering and range bounds are
+//! bytewise, whatever bytes a bound holds.
+
+use rusqlite::Connection;
+
+use crate::error::IndexError;
+
+pub(super) const REGISTRY: &str = "
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_keys (
+    id TEXT PRIMARY KEY,
+    secret TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS segments (
+    plane TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    blocks INTEGER NOT NULL,
+    sealed INTEGER,
+    shipped INTEGER,
+    remote_key TEXT,
+    PRIMARY KEY (plane, id)
+);
+CREATE TABLE IF NOT EXISTS pending_deletes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    remote_key TEXT NOT NULL,
+    enqueued INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+";
+
+/// One bucket's file: its head (`meta`), object versions, multipart state
+/// and MMR nodes. `versions.ord` orders a key's versions, smaller = newer.
+pub(super) const BUCKET: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    name TEXT NOT NULL,
+    head BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    settings BLOB NOT NULL,
+    next_ord INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    key BLOB NOT NULL,
+    ord INTEGER NOT NULL,
+    version_id TEXT NOT NULL,
+    is_latest INTEGER NOT NULL,
+    is_delete_marker INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified INTEGER NOT NULL,
+    manifest_cid BLOB NOT NULL,
+    manifest BLOB NOT NULL,
+    PRIMARY KEY (key, ord)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS versions_by_id ON versions (key, version_id);
+-- ListObjects reads only this covering index.
+CREATE INDEX IF NOT EXISTS current_objects
+    ON versions (key, version_id, size, etag, last_modified, ord)
+    WHERE is_latest = 1 AND is_delete_marker = 0;
+CREATE TABLE IF NOT EXISTS uploads (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    upload_id TEXT NOT NULL UNIQUE,
+    key BLOB NOT NULL,
+    initiated INTEGER NOT NULL,
+    meta BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (key, seq);
+CREATE TABLE IF NOT EXISTS parts (
+    upload_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    root BLOB NOT NULL,
+    last_modified INTEGER NOT NULL,
+    meta BLOB NOT NULL,
+    PRIMARY KEY (upload_id, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mmr (
+    pos INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL
+);
+";
+
+/// WAL, no fsync per transaction (the log is the redo log), and a wait
+/// instead of an error when another connection holds the write lock.
+pub(super) fn configure(conn: &Connection) -> Result<(), IndexError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
