@@ -1,0 +1,65 @@
+use billet_block::{BlockError, KeyError};
+use billet_index::IndexError;
+use billet_log::LogError;
+use billet_mst::MstError;
+use billet_records::RecordError;
+use billet_unixfs::{IngestError, UnixfsError};
+
+/// What went wrong, in terms the S3 layer maps to error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("bucket {0:?} does not exist")]
+    NoSuchBucket(String),
+    #[error("bucket {0:?} already exists")]
+    BucketExists(String),
+    #[error("bucket {0:?} is not empty")]
+    BucketNotEmpty(String),
+    #[error("key {0:?} does not exist")]
+    NoSuchKey(String),
+    #[error("version {version_id:?} of {key:?} does not exist")]
+    NoSuchVersion { key: String, version_id: String },
+    #[error("invalid key: {0}")]
+    InvalidKey(#[from] KeyError),
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(&'static str),
+    #[error("body is larger than the {max}-byte limit")]
+    TooLarge { max: u64 },
+    #[error("reading the request body failed: {0}")]
+    Body(String),
+    #[error("the upload {0:?} does not exist")]
+    NoSuchUpload(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Mst(#[from] MstError),
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    #[error(transparent)]
+    Unixfs(#[from] UnixfsError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<IngestError> for EngineError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Body(b) => EngineError::Body(b.to_string()),
+            IngestError::TooLarge { max } => EngineError::TooLarge { max },
+            IngestError::Sink(s) => match s.downcast::<LogError>() {
+                Ok(log) => EngineError::Log(*log),
+                Err(other) => EngineError::Internal(other.to_string()),
+            },
+            other => EngineError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub(crate) fn join_error(e: tokio::task::JoinError) -> EngineError {
+    EngineError::Internal(format!("a background task failed: {e}"))
+}

@@ -1,0 +1,537 @@
+//! The engine: buckets and objects on top of the log, the index and the
+//! MST, with no HTTP in sight.
+//!
+//! Writes: a body is staged into the log's data plane while it arrives
+//! ([`Engine::stage_body`]); the S3 layer checks its digests; then
+//! [`Engine::put`] queues the manifest on the bucket's commit pipeline (see
+//! [`pipeline`]), which answers once the commit is durable and indexed.
+//! Reads: the index for metadata, the log (behind a byte-bounded cache)
+//! for body blocks, streamed range by range.
+
+mod body;
+mod error;
+mod pipeline;
+mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use billet_block::{BlockStore, Cid, validate_key};
+use billet_index::{
+    BucketEntry, BucketState, Index, ListPage, ListQuery, ObjectVersion, VersionPage, VersionQuery,
+};
+use billet_log::{Log, LogConfig};
+use billet_records::{BucketSettings, ChecksumType, Commit, Manifest, Versioning};
+use billet_unixfs::ChecksumAlgorithm;
+use bytes::Bytes;
+use futures_core::Stream;
+
+pub use body::StagedBody;
+pub use error::EngineError;
+pub use pipeline::Condition;
+pub use store::CachedStore;
+
+use pipeline::{Bucket, Mutation, Outcome};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where the log lives (`<dir>/log`).
+    pub data_dir: PathBuf,
+    /// Leaf size for new buckets' bodies.
+    pub chunk_size: usize,
+    /// Largest single PUT body (S3: 5 GiB).
+    pub max_put_bytes: u64,
+    /// Bytes of verified blocks kept in memory for reads.
+    pub cache_bytes: u64,
+    /// Most mutations one commit takes.
+    pub max_batch: usize,
+    pub log: LogConfig,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            chunk_size: billet_unixfs::DEFAULT_CHUNK_SIZE,
+            max_put_bytes: 5 << 30,
+            cache_bytes: 64 << 20,
+            max_batch: 1024,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub commits: AtomicU64,
+    pub batches: AtomicU64,
+    pub batched_ops: AtomicU64,
+    pub largest_batch: AtomicU64,
+}
+
+impl Stats {
+    fn record_batch(&self, n: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_ops.fetch_add(n as u64, Ordering::Relaxed);
+        self.largest_batch.fetch_max(n as u64, Ordering::Relaxed);
+    }
+
+    fn record_commit(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<CachedStore>,
+    pub(crate) index: Arc<dyn Index>,
+    pub(crate) config: EngineConfig,
+    pub(crate) stats: Stats,
+    buckets: Mutex<HashMap<String, Arc<Bucket>>>,
+}
+
+/// System headers and metadata that go into a manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    pub user: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// The metadata a manifest carries.
+    pub fn of(m: &Manifest) -> ObjectMeta {
+        ObjectMeta {
+            content_type: m.content_type.clone(),
+            content_encoding: m.content_encoding.clone(),
+            content_disposition: m.content_disposition.clone(),
+            content_language: m.content_language.clone(),
+            cache_control: m.cache_control.clone(),
+            expires: m.expires.clone(),
+            user: m.meta.clone(),
+            tags: m.tags.clone(),
+        }
+    }
+
+    fn apply(self, m: &mut Manifest) {
+        m.content_type = self.content_type;
+        m.content_encoding = self.content_encoding;
+        m.content_disposition = self.content_disposition;
+        m.content_language = self.content_language;
+        m.cache_control = self.cache_control;
+        m.expires = self.expires;
+        m.meta = self.user;
+        m.tags = self.tags;
+    }
+}
+
+/// A committed write.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub version_id: Option<String>,
+    pub manifest_cid: Cid,
+    pub manifest: Manifest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub version_id: Option<String>,
+    pub delete_marker: bool,
+}
+
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Send>>;
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish()
+    }
+}
+
+fn map_index(e: billet_index::IndexError) -> EngineError {
+    use billet_index::IndexError as I;
+    match e {
+        I::NoSuchBucket(b) => EngineError::NoSuchBucket(b),
+        I::BucketExists(b) => EngineError::BucketExists(b),
+        I::BucketNotEmpty(b) => EngineError::BucketNotEmpty(b),
+        I::NoSuchUpload(u) => EngineError::NoSuchUpload(u),
+        other => EngineError::Index(other),
+    }
+}
+
+impl Engine {
+    /// Opens the log in `config.data_dir` and works against `index`.
+    pub async fn open(config: EngineConfig, index: Arc<dyn Index>) -> Result<Engine, EngineError> {
+        let dir = config.data_dir.join("log");
+        let log_config = config.log.clone();
+        let log = tokio::task::spawn_blocking(move || Log::open(dir, log_config))
+            .await
+            .map_err(error::join_error)??;
+        for line in log.repairs() {
+            tracing::warn!(repair = %line, "log opened with repairs");
+        }
+        let store = Arc::new(CachedStore::new(Arc::new(log), config.cache_bytes));
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                index,
+                config,
+                stats: Stats::default(),
+                buckets: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn index(&self) -> &Arc<dyn Index> {
+        &self.inner.index
+    }
+
+    pub fn log(&self) -> &Arc<Log> {
+        self.inner.store.log()
+    }
+
+    pub fn store(&self) -> &Arc<CachedStore> {
+        &self.inner.store
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    fn handle(&self, name: &str) -> Arc<Bucket> {
+        let mut map = self.inner.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.to_string())
+            .or_insert_with(|| Arc::new(Bucket::new(name)))
+            .clone()
+    }
+
+    // Buckets.
+
+    /// Creates a bucket: an empty MST and a first commit, durable in the
+    /// log before the index knows the bucket.
+    pub async fn create_bucket(&self, name: &str, owner: &str) -> Result<BucketState, EngineError> {
+        if self.inner.index.bucket(name).await?.is_some() {
+            return Err(EngineError::BucketExists(name.to_string()));
+        }
+        let empty = billet_mst::empty_root();
+        let settings = BucketSettings {
+            chunk_size: self.inner.config.chunk_size as u64,
+            ..BucketSettings::default()
+        };
+        let now = now_ms();
+        let commit = Commit::new(name, 0, *empty.cid(), None, now, settings.clone()).to_block()?;
+        let state = BucketState {
+            name: name.to_string(),
+            owner: owner.to_string(),
+            created_ms: now,
+            head: *commit.cid(),
+            seq: 0,
+            settings,
+        };
+        self.log().append(&[], &[empty, commit]).await?;
+        self.inner
+            .index
+            .create_bucket(&state)
+            .await
+            .map_err(map_index)?;
+        self.handle(name).forget_head();
+        Ok(state)
+    }
+
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), EngineError> {
+        self.inner
+            .index
+            .delete_bucket(name)
+            .await
+            .map_err(map_index)?;
+        self.handle(name).forget_head();
+        Ok(())
+    }
+
+    pub async fn bucket(&self, name: &str) -> Result<BucketState, EngineError> {
+        self.inner
+            .index
+            .bucket(name)
+            .await?
+            .ok_or_else(|| EngineError::NoSuchBucket(name.to_string()))
+    }
+
+    pub async fn list_buckets(&self) -> Result<Vec<BucketEntry>, EngineError> {
+        Ok(self.inner.index.list_buckets().await?)
+    }
+
+    /// Changes bucket settings (versioning, tags) through a commit.
+    pub async fn set_settings(
+        &self,
+        bucket: &str,
+        settings: BucketSettings,
+    ) -> Result<(), EngineError> {
+        let handle = self.handle(bucket);
+        pipeline::submit(&self.inner, &handle, Mutation::Settings(settings)).await?;
+        Ok(())
+    }
+
+    // Objects.
+
+    /// Streams a request body into the log (not yet visible, not yet
+    /// durable), computing MD5, SHA-256 and the `checksums` asked for.
+    pub async fn stage_body<S, E>(
+        &self,
+        bucket: &BucketState,
+        body: S,
+        checksums: &[ChecksumAlgorithm],
+    ) -> Result<StagedBody, EngineError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let chunk = usize::try_from(bucket.settings.chunk_size)
+            .unwrap_or(billet_unixfs::DEFAULT_CHUNK_SIZE);
+        body::stage(
+            self.log(),
+            body,
+            chunk,
+            checksums,
+            self.inner.config.max_put_bytes,
+        )
+        .await
+    }
+
+    /// Commits a staged body under `key`.
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: StagedBody,
+        meta: ObjectMeta,
+        condition: Option<Condition>,
+    ) -> Result<PutOutcome, EngineError> {
+        validate_key(key.as_bytes())?;
+        let ing = &body.ingested;
+        let mut manifest = Manifest::new(
+            key,
+            ing.root.cid,
+            ing.size(),
+            ing.etag(),
+            ing.sha256,
+            now_ms(),
+        );
+        meta.apply(&mut manifest);
+        for c in &ing.checksums {
+            manifest
+                .checksums
+                .insert(c.algorithm.s3_name().to_string(), c.digest.clone().into());
+        }
+        if !manifest.checksums.is_empty() {
+            manifest.checksum_type = Some(ChecksumType::FullObject);
+        }
+        self.commit_manifest(bucket, key, manifest, condition, body.receipt)
+            .await
+    }
+
+    /// Commits a prepared manifest (copy, multipart complete, tagging).
+    pub(crate) async fn commit_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        manifest: Manifest,
+        condition: Option<Condition>,
+        receipt: billet_log::Receipt,
+    ) -> Result<PutOutcome, EngineError> {
+        manifest.validate()?;
+        let handle = self.handle(bucket);
+        let mutation = Mutation::Put {
+            key: key.to_string(),
+            manifest: Box::new(manifest),
+            condition,
+            receipt,
+        };
+        match pipeline::submit(&self.inner, &handle, mutation).await? {
+            Outcome::Put {
+                version_id,
+                manifest_cid,
+                manifest,
+            } => Ok(PutOutcome {
+                version_id,
+                manifest_cid,
+                manifest: *manifest,
+            }),
+            other => Err(EngineError::Internal(format!(
+                "put answered with {other:?}"
+            ))),
+        }
+    }
+
+    /// A version (or the latest), delete markers included.
+    pub async fn object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectVersion, EngineError> {
+        match self
+            .inner
+            .index
+            .object(bucket, key, version_id)
+            .await
+            .map_err(map_index)?
+        {
+            Some(v) => Ok(v),
+            None => Err(match version_id {
+                Some(vid) => EngineError::NoSuchVersion {
+                    key: key.to_string(),
+                    version_id: vid.to_string(),
+                },
+                None => EngineError::NoSuchKey(key.to_string()),
+            }),
+        }
+    }
+
+    /// Bytes `[start, end)` of a manifest's body.
+    pub fn read_body(
+        &self,
+        manifest: &Manifest,
+        start: u64,
+        end: u64,
+    ) -> Result<BodyStream, EngineError> {
+        let root = manifest
+            .body
+            .ok_or_else(|| EngineError::Invalid("a delete marker has no body".into()))?;
+        body::read(self.inner.store.clone(), root, manifest.size, start, end)
+    }
+
+    /// A whole body in memory (tests, small internal reads).
+    pub async fn read_all(&self, manifest: &Manifest) -> Result<Vec<u8>, EngineError> {
+        let root = manifest
+            .body
+            .ok_or_else(|| EngineError::Invalid("a delete marker has no body".into()))?;
+        body::read_all(self.inner.store.clone(), root, manifest.size).await
+    }
+
+    pub async fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<DeleteOutcome, EngineError> {
+        validate_key(key.as_bytes())?;
+        let handle = self.handle(bucket);
+        let mutation = Mutation::Delete {
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+        };
+        match pipeline::submit(&self.inner, &handle, mutation).await? {
+            Outcome::Delete {
+                version_id,
+                delete_marker,
+            } => Ok(DeleteOutcome {
+                version_id,
+                delete_marker,
+            }),
+            other => Err(EngineError::Internal(format!(
+                "delete answered with {other:?}"
+            ))),
+        }
+    }
+
+    /// Copies an object by reference: the new manifest points at the same
+    /// body, so no bytes move. `meta`: `None` keeps the source's (COPY),
+    /// `Some` replaces it (REPLACE).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        src_version: Option<&str>,
+        dst_bucket: &str,
+        dst_key: &str,
+        meta: Option<ObjectMeta>,
+        condition: Option<Condition>,
+    ) -> Result<PutOutcome, EngineError> {
+        validate_key(dst_key.as_bytes())?;
+        let src = self.object(src_bucket, src_key, src_version).await?;
+        if src.is_delete_marker() {
+            return Err(match src_version {
+                Some(_) => EngineError::Invalid("the source version is a delete marker".into()),
+                None => EngineError::NoSuchKey(src_key.to_string()),
+            });
+        }
+        let mut manifest = src.manifest.clone();
+        manifest.key = dst_key.to_string();
+        manifest.version_id = None;
+        manifest.prev = None;
+        let now = now_ms();
+        manifest.created = now;
+        manifest.modified = now;
+        if let Some(meta) = meta {
+            meta.apply(&mut manifest);
+        }
+        // The body is already durable in the log.
+        self.commit_manifest(
+            dst_bucket,
+            dst_key,
+            manifest,
+            condition,
+            billet_log::Receipt::default(),
+        )
+        .await
+    }
+
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        query: &ListQuery,
+    ) -> Result<ListPage, EngineError> {
+        self.inner
+            .index
+            .list_objects(bucket, query)
+            .await
+            .map_err(map_index)
+    }
+
+    pub async fn list_versions(
+        &self,
+        bucket: &str,
+        query: &VersionQuery,
+    ) -> Result<VersionPage, EngineError> {
+        self.inner
+            .index
+            .list_versions(bucket, query)
+            .await
+            .map_err(map_index)
+    }
+
+    /// The MST root at a bucket's head.
+    pub async fn mst_root(&self, bucket: &str) -> Result<Cid, EngineError> {
+        let state = self.bucket(bucket).await?;
+        let commit = Commit::decode(&self.inner.store.get(&state.head)?)?;
+        Ok(commit.data)
+    }
+
+    /// Bucket versioning state.
+    pub async fn versioning(&self, bucket: &str) -> Result<Versioning, EngineError> {
+        Ok(self.bucket(bucket).await?.settings.versioning)
+    }
+}
