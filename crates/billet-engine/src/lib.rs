@@ -10,6 +10,7 @@
 
 mod body;
 mod error;
+mod fsck;
 mod pipeline;
 mod store;
 
@@ -32,6 +33,7 @@ use futures_core::Stream;
 
 pub use body::StagedBody;
 pub use error::EngineError;
+pub use fsck::FsckReport;
 pub use pipeline::Condition;
 pub use store::CachedStore;
 
@@ -155,7 +157,7 @@ pub struct DeleteOutcome {
     pub delete_marker: bool,
 }
 
-pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Send>>;
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Send + Sync>>;
 
 #[derive(Clone)]
 pub struct Engine {

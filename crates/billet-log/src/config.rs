@@ -21,6 +21,10 @@ pub struct LogConfig {
     pub repair: bool,
     /// Open segment files kept as file handles at most.
     pub max_open_files: usize,
+    /// Open without changing anything on disk (no tail cut, no sidecar
+    /// written, no segment created) and refuse writes: for tools reading a
+    /// log that a running server owns.
+    pub read_only: bool,
 }
 
 impl Default for LogConfig {
@@ -37,6 +41,7 @@ impl Default for LogConfig {
             verify_sealed_on_open: true,
             repair: false,
             max_open_files: 256,
+            read_only: false,
         }
     }
 }

@@ -101,8 +101,17 @@ impl Log {
             (PlaneKind::Catalog, &config.catalog),
         ] {
             let pdir = root.join(kind.name());
-            fs.create_dir_all(&pdir)
-                .map_err(|e| LogError::io("creating", &pdir, e))?;
+            if config.read_only {
+                if !pdir.is_dir() {
+                    return Err(LogError::Layout {
+                        path: pdir,
+                        reason: "no such plane directory (is this a billet log?)".into(),
+                    });
+                }
+            } else {
+                fs.create_dir_all(&pdir)
+                    .map_err(|e| LogError::io("creating", &pdir, e))?;
+            }
             let writer = recover_plane(fs.as_ref(), &pdir, kind, &config, &index, &mut repairs)?;
             planes.push(Arc::new(Plane::new(
                 kind,
@@ -111,6 +120,7 @@ impl Log {
                 pc.clone(),
                 index.clone(),
                 writer,
+                config.read_only,
             )));
         }
         let catalog = planes.pop().expect("two planes");
@@ -311,7 +321,9 @@ fn recover_plane(
     for name in &names {
         if name.ends_with(".tmp") {
             // An interrupted durable write never became the file it named.
-            let _ = fs.remove(&dir.join(name));
+            if !config.read_only {
+                let _ = fs.remove(&dir.join(name));
+            }
             continue;
         }
         match parse_name(name) {
@@ -331,6 +343,12 @@ fn recover_plane(
         .collect();
     let mut sealed = Vec::new();
     let Some(&(last, last_has_sidecar)) = ids.last() else {
+        if config.read_only {
+            return Err(LogError::Layout {
+                path: dir.to_path_buf(),
+                reason: "no segments".into(),
+            });
+        }
         return Ok(fresh_writer(0, create_segment(fs, dir, kind, 0)?, sealed));
     };
     for &(id, has_sidecar) in &ids[..ids.len() - 1] {
@@ -345,7 +363,8 @@ fn recover_plane(
             repairs,
         )?);
     }
-    if last_has_sidecar {
+    // Read-only: the last segment is read as if open, whatever its state.
+    if last_has_sidecar && !config.read_only {
         let s = recover_sealed(fs, dir, kind, last, true, config, index, repairs);
         // A sidecar that does not match means the segment was still open.
         if let Ok(s) = s {
@@ -420,7 +439,7 @@ fn recover_sealed(
                     s.entries.len()
                 ));
             }
-            if sidecar.as_ref() != Some(&s.entries) {
+            if sidecar.as_ref() != Some(&s.entries) && !config.read_only {
                 let bytes = sidecar::encode(kind, id, len, &s.entries);
                 write_durable(fs, dir, &sidecar_name(id), &bytes)
                     .map_err(|e| LogError::io("rebuilding sidecar for", &path, e))?;
@@ -464,11 +483,22 @@ fn recover_open(
 ) -> Result<Writer, LogError> {
     let path = dir.join(segment_name(id));
     let io = |op, e| LogError::io(op, &path, e);
-    let file = fs.open(&path, true).map_err(|e| io("opening", e))?;
+    let file = fs
+        .open(&path, !config.read_only)
+        .map_err(|e| io("opening", e))?;
     let len = file.size().map_err(|e| io("reading", e))?;
     let (start, _) = segment_start(kind, id);
     let start_len = start.len() as u64;
     let s = scan(file.as_ref(), len, kind, id).map_err(|e| io("reading", e))?;
+    if s.bad_start && config.read_only {
+        // Nothing readable in it, and nothing may be changed.
+        let seg = NewSegment {
+            file,
+            sync_files: Vec::new(),
+            start_len,
+        };
+        return Ok(fresh_writer(id, seg, sealed));
+    }
     if s.bad_start {
         if len <= start_len || config.repair {
             // Torn while being created (nothing was ever acknowledged in
@@ -500,7 +530,7 @@ fn recover_open(
     }
     let keep = if s.damage_before_good {
         let (offset, reason) = s.problem.clone().unwrap_or_default();
-        if !config.repair {
+        if !config.repair && !config.read_only {
             return Err(LogError::DamagedSegment {
                 path,
                 offset,
@@ -517,12 +547,14 @@ fn recover_open(
         // were never synced, hence never acknowledged.
         s.good_len
     };
-    if keep < len {
-        file.set_len(keep)
-            .map_err(|e| io("cutting the torn tail of", e))?;
+    if !config.read_only {
+        if keep < len {
+            file.set_len(keep)
+                .map_err(|e| io("cutting the torn tail of", e))?;
+        }
+        // What was recovered may still be only in the page cache.
+        file.sync_data().map_err(|e| io("syncing", e))?;
     }
-    // What was recovered may still be only in the page cache.
-    file.sync_data().map_err(|e| io("syncing", e))?;
     index.insert_many(locations(kind, id, &s.entries));
     let sync_files = open_sync_files(fs, &path).map_err(|e| io("opening", e))?;
     Ok(Writer {

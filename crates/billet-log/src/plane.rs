@@ -157,6 +157,7 @@ pub struct Plane {
     gate: RwLock<()>,
     sync: Mutex<SyncState>,
     poisoned: AtomicBool,
+    read_only: bool,
     fsyncs: AtomicU64,
 }
 
@@ -186,6 +187,7 @@ impl Plane {
         config: PlaneConfig,
         index: Arc<BlockIndex>,
         writer: Writer,
+        read_only: bool,
     ) -> Plane {
         let sync = SyncState {
             durable: writer.lsn(),
@@ -202,6 +204,7 @@ impl Plane {
             gate: RwLock::new(()),
             sync: Mutex::new(sync),
             poisoned: AtomicBool::new(false),
+            read_only,
             fsyncs: AtomicU64::new(0),
         }
     }
@@ -238,6 +241,12 @@ impl Plane {
     }
 
     fn check_poison(&self) -> Result<(), LogError> {
+        if self.read_only {
+            return Err(LogError::Layout {
+                path: self.dir.clone(),
+                reason: "the log was opened read-only".into(),
+            });
+        }
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(LogError::Poisoned { plane: self.kind });
         }

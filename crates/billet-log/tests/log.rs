@@ -290,3 +290,59 @@ fn blocks_over_the_limit_are_refused() {
         Err(LogError::BlockTooLarge { .. })
     ));
 }
+
+#[test]
+fn a_read_only_open_sees_everything_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let blocks: Vec<Block> = (0..30).map(|i| raw(i, 10_000)).collect();
+    let writer = Log::open(dir.path(), small_segments()).unwrap();
+    for b in &blocks {
+        rt.block_on(writer.append(std::slice::from_ref(b), &[cat(7)]))
+            .unwrap();
+    }
+    // A torn tail the writer has not yet seen must survive a read-only open.
+    let seg = writer
+        .segments()
+        .into_iter()
+        .find(|s| s.plane == PlaneKind::Data && s.state == SegmentState::Open)
+        .unwrap()
+        .path;
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[0x80, 0x80]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let listing = |d: &Path| {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(d.join("data"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(dir.path());
+    let ro = Log::open(
+        dir.path(),
+        LogConfig {
+            read_only: true,
+            ..small_segments()
+        },
+    )
+    .unwrap();
+    for b in blocks.iter().chain([&cat(7)]) {
+        assert_eq!(ro.get(b.cid()).unwrap(), b.data());
+    }
+    assert!(ro.write_data(&[raw(99, 10)]).is_err());
+    assert!(ro.seal_all().is_err());
+    drop(ro);
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "a read-only open changed files"
+    );
+}

@@ -1,6 +1,11 @@
 //! The `billet` command line.
 
+mod config;
+mod identity;
 mod inspect;
+mod keys;
+mod metrics;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,12 +19,28 @@ use clap::{Parser, Subcommand};
     about = "A verifiable, content-addressed S3 gateway"
 )]
 struct Cli {
+    #[command(flatten)]
+    overrides: config::Overrides,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve S3 (on 127.0.0.1:9000 by default, data in ./billet-data).
+    Serve,
+    /// Manage access keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Check that a bucket's index equals its MST at the head and that
+    /// every block it references is present and sound. Safe while the
+    /// server runs (the log is opened read-only).
+    Fsck {
+        bucket: String,
+        /// Rebuild the index rows from the MST if they differ.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Inspect Merkle Search Trees (atproto format) by hand.
     #[command(subcommand)]
     Mst(MstCommand),
@@ -52,14 +73,113 @@ enum MstCommand {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an access key pair and print it.
+    Create {
+        /// Owner of the buckets this key creates.
+        #[arg(long, default_value = "billet")]
+        owner: String,
+        /// Use this access key id instead of a generated one.
+        #[arg(long)]
+        id: Option<String>,
+        /// Use this secret instead of a generated one.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// List access keys.
+    List,
+    /// Delete an access key.
+    Delete { id: String },
+}
+
+#[derive(Subcommand)]
 enum CarCommand {
     /// List the blocks of a CAR file (CID, codec, size), verifying each.
     Ls { file: PathBuf },
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+fn keys_command(overrides: &config::Overrides, cmd: KeysCommand) -> anyhow::Result<()> {
+    let config = config::Config::load(overrides)?;
+    runtime()?.block_on(async {
+        let index = keys::open_index(&config).await?;
+        match cmd {
+            KeysCommand::Create { owner, id, secret } => {
+                let k = keys::create(index.as_ref(), &owner, id, secret).await?;
+                println!("AWS_ACCESS_KEY_ID={}", k.id);
+                println!("AWS_SECRET_ACCESS_KEY={}", k.secret);
+                Ok(())
+            }
+            KeysCommand::List => keys::list(index.as_ref()).await,
+            KeysCommand::Delete { id } => keys::delete(index.as_ref(), &id).await,
+        }
+    })
+}
+
+/// An engine over the data directory for offline tools: the log opened
+/// read-only, so a running server is not disturbed.
+async fn tool_engine(config: &config::Config) -> anyhow::Result<billet_engine::Engine> {
+    let index = keys::open_index(config).await?;
+    let mut ec = billet_engine::EngineConfig::new(&config.data_dir);
+    ec.log = config.log.clone();
+    ec.log.read_only = true;
+    ec.log.verify_sealed_on_open = false;
+    Ok(billet_engine::Engine::open(ec, index).await?)
+}
+
+fn fsck(overrides: &config::Overrides, bucket: &str, repair: bool) -> anyhow::Result<()> {
+    let config = config::Config::load(overrides)?;
+    runtime()?.block_on(async {
+        let engine = tool_engine(&config).await?;
+        let r = engine.fsck(bucket, repair).await?;
+        for p in &r.problems {
+            println!("problem: {p}");
+        }
+        let head = r.head.map(|c| c.to_string()).unwrap_or_default();
+        println!(
+            "bucket {} head {} (seq {}): {} keys, {} versions, {} body bytes verified, {} problems{}",
+            r.bucket,
+            head,
+            r.seq,
+            r.keys,
+            r.versions,
+            r.body_bytes,
+            r.problems.len(),
+            if r.repaired { "; index rows rebuilt from the MST" } else { "" }
+        );
+        if !r.problems.is_empty() && !r.repaired {
+            anyhow::bail!("{} problems found in bucket {}", r.problems.len(), r.bucket);
+        }
+        Ok(())
+    })
+}
+
+fn serve(overrides: &config::Overrides) -> anyhow::Result<()> {
+    let config = config::Config::load(overrides)?;
+    init_tracing(&config.log_level);
+    runtime()?.block_on(serve::run(config))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve => serve(&cli.overrides),
+        Command::Keys(cmd) => keys_command(&cli.overrides, cmd),
+        Command::Fsck { bucket, repair } => fsck(&cli.overrides, &bucket, repair),
         Command::Mst(MstCommand::Root { file }) => inspect::mst_root(file.as_deref()),
         Command::Mst(MstCommand::Keys { file, root, json }) => {
             inspect::mst_keys(&file, root.as_deref(), json)

@@ -1,0 +1,265 @@
+//! `fsck`: proves a bucket's index rows equal its MST at the head, and that
+//! every block the head references is present and sound.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use billet_block::{BlockStore, Cid};
+use billet_index::{NULL_VERSION, ObjectVersion, VersionQuery};
+use billet_mst::Mst;
+use billet_records::{Commit, Manifest};
+use billet_unixfs::RangeReader;
+use md5::Digest as _;
+
+use crate::Engine;
+use crate::error::{EngineError, join_error};
+use crate::store::CachedStore;
+
+#[derive(Debug, Clone, Default)]
+pub struct FsckReport {
+    pub bucket: String,
+    pub head: Option<Cid>,
+    pub seq: u64,
+    pub keys: u64,
+    pub versions: u64,
+    pub body_bytes: u64,
+    pub problems: Vec<String>,
+    /// Rows were rebuilt from the MST.
+    pub repaired: bool,
+}
+
+/// One version as the MST says it should be indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Expected {
+    manifest_cid: Cid,
+    size: u64,
+    etag: String,
+    is_latest: bool,
+}
+
+/// Every version the MST reaches, by (key, version id).
+type ExpectedRows = BTreeMap<(String, String), (Expected, Manifest)>;
+
+/// What a walk found: the rows and the key and body-byte counts.
+struct Walked {
+    rows: ExpectedRows,
+    keys: u64,
+    bytes: u64,
+}
+
+/// Walks the MST and every manifest chain and body under `root`.
+fn walk(
+    store: &CachedStore,
+    root: &Cid,
+    problems: &mut Vec<String>,
+) -> Result<Walked, EngineError> {
+    let mut pairs: Vec<(String, Cid)> = Vec::new();
+    let stats = Mst::new(store).check(root, &mut |_| {}, &mut |k, v| {
+        pairs.push((String::from_utf8_lossy(k).into_owned(), *v));
+        Ok(())
+    })?;
+    let mut rows = BTreeMap::new();
+    let mut bytes = 0;
+    for (key, head_cid) in pairs {
+        let mut next = Some(head_cid);
+        let mut latest = true;
+        while let Some(cid) = next {
+            let m = match store
+                .get(&cid)
+                .map_err(EngineError::from)
+                .and_then(|b| Ok(Manifest::decode(&b)?))
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    problems.push(format!("{key:?}: manifest {cid}: {e}"));
+                    break;
+                }
+            };
+            if m.key != key {
+                problems.push(format!("{key:?}: manifest {cid} names key {:?}", m.key));
+            }
+            if let Some(body) = m.body {
+                match check_body(store, &body, &m) {
+                    Ok(n) => bytes += n,
+                    Err(e) => problems.push(format!("{key:?}: body {body}: {e}")),
+                }
+            }
+            let vid = m
+                .version_id
+                .clone()
+                .unwrap_or_else(|| NULL_VERSION.to_string());
+            let exp = Expected {
+                manifest_cid: cid,
+                size: m.size,
+                etag: m.etag.clone(),
+                is_latest: latest,
+            };
+            next = m.prev;
+            rows.insert((key.clone(), vid), (exp, m));
+            latest = false;
+        }
+    }
+    Ok(Walked {
+        rows,
+        keys: stats.entries,
+        bytes,
+    })
+}
+
+/// Reads a whole body (every block hashed on the way) and checks its size,
+/// SHA-256 and, for single-part bodies, its ETag.
+fn check_body(store: &CachedStore, root: &Cid, m: &Manifest) -> Result<u64, EngineError> {
+    let mut sha = sha2::Sha256::new();
+    let mut md5 = md5::Md5::new();
+    let mut n = 0u64;
+    for piece in RangeReader::new(store, *root, m.size, 0, m.size)? {
+        let piece = piece?;
+        n += piece.len() as u64;
+        sha.update(&piece);
+        if !m.is_multipart() {
+            md5.update(&piece);
+        }
+    }
+    if m.sha256.as_deref().map(|s| s.as_ref()) != Some(sha.finalize().as_slice()) {
+        return Err(EngineError::Invalid(
+            "SHA-256 differs from the manifest".into(),
+        ));
+    }
+    if !m.is_multipart() && hex::encode(md5.finalize()) != m.etag {
+        return Err(EngineError::Invalid(
+            "MD5 differs from the manifest's ETag".into(),
+        ));
+    }
+    Ok(n)
+}
+
+impl Engine {
+    /// Checks `bucket` (see the module docs); with `repair`, rebuilds the
+    /// index rows from the MST when they differ.
+    pub async fn fsck(&self, bucket: &str, repair: bool) -> Result<FsckReport, EngineError> {
+        let state = self.bucket(bucket).await?;
+        let mut report = FsckReport {
+            bucket: bucket.to_string(),
+            head: Some(state.head),
+            seq: state.seq,
+            ..FsckReport::default()
+        };
+        let store: Arc<CachedStore> = self.store().clone();
+        let head = state.head;
+        let (expected, keys, bytes, mut problems) = tokio::task::spawn_blocking(move || {
+            let mut problems = Vec::new();
+            let commit = Commit::decode(&store.get(&head)?)?;
+            let w = walk(&store, &commit.data, &mut problems)?;
+            Ok::<_, EngineError>((w.rows, w.keys, w.bytes, problems))
+        })
+        .await
+        .map_err(join_error)??;
+        report.keys = keys;
+        report.versions = expected.len() as u64;
+        report.body_bytes = bytes;
+
+        // Every indexed version, compared with what the MST says.
+        let mut indexed: BTreeMap<(String, String), Expected> = BTreeMap::new();
+        let mut q = VersionQuery {
+            max_keys: 1000,
+            ..VersionQuery::default()
+        };
+        loop {
+            let page = self.list_versions(bucket, &q).await?;
+            for v in &page.versions {
+                let full = self.object(bucket, &v.key, Some(&v.version_id)).await?;
+                indexed.insert(
+                    (v.key.clone(), v.version_id.clone()),
+                    Expected {
+                        manifest_cid: full.manifest_cid,
+                        size: full.manifest.size,
+                        etag: full.manifest.etag.clone(),
+                        is_latest: full.is_latest,
+                    },
+                );
+            }
+            if !page.truncated {
+                break;
+            }
+            q.key_marker = page.next_key_marker;
+            q.version_id_marker = page.next_version_id_marker;
+        }
+        let mut row_problems = Vec::new();
+        for ((key, vid), (want, _)) in &expected {
+            match indexed.get(&(key.clone(), vid.clone())) {
+                None => row_problems.push(format!("{key:?} version {vid}: in the MST, missing from the index")),
+                Some(got) if got != want => row_problems.push(format!(
+                    "{key:?} version {vid}: index has manifest {} ({} bytes, ETag {}, latest {}), MST has {} ({} bytes, ETag {}, latest {})",
+                    got.manifest_cid, got.size, got.etag, got.is_latest, want.manifest_cid, want.size, want.etag, want.is_latest
+                )),
+                Some(_) => {}
+            }
+        }
+        for (key, vid) in indexed.keys() {
+            if !expected.contains_key(&(key.clone(), vid.clone())) {
+                row_problems.push(format!(
+                    "{key:?} version {vid}: in the index, not in the MST"
+                ));
+            }
+        }
+        if repair && !row_problems.is_empty() {
+            let rows: Vec<ObjectVersion> = expected
+                .into_iter()
+                .map(|((key, version_id), (e, manifest))| ObjectVersion {
+                    key,
+                    version_id,
+                    is_latest: e.is_latest,
+                    manifest_cid: e.manifest_cid,
+                    manifest,
+                    order: 0,
+                })
+                .collect();
+            // Rebuild wants each key's versions newest first: the walk
+            // yields keys in order, and the BTreeMap sorted versions by id,
+            // so put them back in chain order.
+            let rows = order_chains(rows);
+            self.index()
+                .rebuild(
+                    bucket,
+                    state.head,
+                    state.seq,
+                    Box::new(rows.into_iter().map(Ok)),
+                )
+                .await?;
+            report.repaired = true;
+        }
+        problems.extend(row_problems);
+        report.problems = problems;
+        Ok(report)
+    }
+}
+
+/// Groups rows by key (in key order) with each key's versions newest first
+/// (following `prev` from the latest).
+fn order_chains(rows: Vec<ObjectVersion>) -> Vec<ObjectVersion> {
+    let mut by_key: BTreeMap<String, Vec<ObjectVersion>> = BTreeMap::new();
+    for r in rows {
+        by_key.entry(r.key.clone()).or_default().push(r);
+    }
+    let mut out = Vec::new();
+    for (_, mut versions) in by_key {
+        let mut ordered = Vec::with_capacity(versions.len());
+        let mut next = versions
+            .iter()
+            .position(|v| v.is_latest)
+            .map(|i| versions.remove(i));
+        while let Some(v) = next {
+            let prev = v.manifest.prev;
+            ordered.push(v);
+            next = prev.and_then(|p| {
+                versions
+                    .iter()
+                    .position(|v| v.manifest_cid == p)
+                    .map(|i| versions.remove(i))
+            });
+        }
+        ordered.extend(versions);
+        out.extend(ordered);
+    }
+    out
+}

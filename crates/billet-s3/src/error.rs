@@ -1,0 +1,50 @@
+//! Engine errors as S3 errors: the only place codes are chosen.
+
+use billet_engine::EngineError;
+use billet_index::IndexError;
+use s3s::{S3Error, S3ErrorCode, s3_error};
+
+pub(crate) fn to_s3(e: EngineError) -> S3Error {
+    match e {
+        EngineError::NoSuchBucket(b) => {
+            s3_error!(NoSuchBucket, "The specified bucket does not exist: {b}")
+        }
+        EngineError::BucketExists(b) => {
+            s3_error!(BucketAlreadyOwnedByYou, "Bucket {b} already exists")
+        }
+        EngineError::BucketNotEmpty(b) => s3_error!(BucketNotEmpty, "The bucket {b} is not empty"),
+        EngineError::NoSuchKey(k) => s3_error!(NoSuchKey, "The specified key does not exist: {k}"),
+        EngineError::NoSuchVersion { key, version_id } => {
+            s3_error!(
+                NoSuchVersion,
+                "Version {version_id} of {key} does not exist"
+            )
+        }
+        EngineError::InvalidKey(billet_block::KeyError::TooLong(n)) => {
+            s3_error!(KeyTooLongError, "The key is {n} bytes; the limit is 1024")
+        }
+        EngineError::InvalidKey(k) => s3_error!(InvalidArgument, "Invalid object key: {k}"),
+        EngineError::PreconditionFailed(why) => s3_error!(PreconditionFailed, "{why}"),
+        EngineError::TooLarge { max } => {
+            s3_error!(EntityTooLarge, "The body exceeds the {max}-byte limit")
+        }
+        EngineError::Body(why) => s3_error!(
+            IncompleteBody,
+            "The request body ended early or failed: {why}"
+        ),
+        EngineError::NoSuchUpload(u) => s3_error!(NoSuchUpload, "Upload {u} does not exist"),
+        EngineError::Invalid(why) => s3_error!(InvalidRequest, "{why}"),
+        EngineError::Index(IndexError::NoSuchBucket(b)) => {
+            s3_error!(NoSuchBucket, "The specified bucket does not exist: {b}")
+        }
+        other => {
+            tracing::error!(error = %other, "internal error");
+            let mut err = S3Error::with_message(
+                S3ErrorCode::InternalError,
+                "We encountered an internal error. Please try again.",
+            );
+            err.set_source(Box::new(other));
+            err
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The `s3s::S3` implementation: each operation delegates to its module.
+
+use billet_engine::Engine;
+use billet_records::Versioning;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+
+use crate::auth::IndexAuth;
+use crate::error::to_s3;
+use crate::util::timestamp;
+use crate::{listing, objects};
+
+/// billet's S3 front end.
+#[derive(Debug, Clone)]
+pub struct BilletS3 {
+    pub(crate) engine: Engine,
+    pub(crate) auth: IndexAuth,
+    pub(crate) region: String,
+    pub(crate) max_put_bytes: u64,
+}
+
+impl BilletS3 {
+    /// The owner of the key that signed the request.
+    async fn owner<T>(&self, req: &S3Request<T>) -> S3Result<String> {
+        let creds = req
+            .credentials
+            .as_ref()
+            .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;
+        let key = self.auth.key(&creds.access_key).await?.ok_or_else(|| {
+            s3_error!(
+                InvalidAccessKeyId,
+                "The AWS access key Id you provided does not exist in our records."
+            )
+        })?;
+        Ok(key.owner)
+    }
+
+    async fn owner_dto<T>(&self, req: &S3Request<T>) -> S3Result<Owner> {
+        let id = self.owner(req).await?;
+        Ok(Owner {
+            display_name: Some(id.clone()),
+            id: Some(id),
+        })
+    }
+
+    fn location(&self) -> Option<BucketLocationConstraint> {
+        (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for BilletS3 {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let owner = self.owner_dto(&req).await?;
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let buckets: Vec<Bucket> = self
+            .engine
+            .list_buckets()
+            .await
+            .map_err(to_s3)?
+            .into_iter()
+            .filter(|b| Some(&b.owner) == owner.id.as_ref() && b.name.starts_with(&prefix))
+            .map(|b| Bucket {
+                name: Some(b.name),
+                creation_date: Some(timestamp(b.created_ms)),
+                bucket_region: Some(self.region.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner),
+            prefix: req.input.prefix,
+            ..Default::default()
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let owner = self.owner(&req).await?;
+        let name = req.input.bucket;
+        match self.engine.bucket(&name).await {
+            Ok(existing) if existing.owner == owner => {
+                return Err(s3_error!(
+                    BucketAlreadyOwnedByYou,
+                    "Your previous request to create the named bucket succeeded and you already own it."
+                ));
+            }
+            Ok(_) => {
+                return Err(s3_error!(
+                    BucketAlreadyExists,
+                    "The requested bucket name is not available."
+                ));
+            }
+            Err(_) => {}
+        }
+        self.engine
+            .create_bucket(&name, &owner)
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{name}")),
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.engine.bucket(&req.input.bucket).await.map_err(to_s3)?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.engine
+            .delete_bucket(&req.input.bucket)
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.engine.bucket(&req.input.bucket).await.map_err(to_s3)?;
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: self.location(),
+        }))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let v = self
+            .engine
+            .versioning(&req.input.bucket)
+            .await
+            .map_err(to_s3)?;
+        let status = match v {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::ENABLED,
+            )),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::SUSPENDED,
+            )),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status,
+            ..Default::default()
+        }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let i = req.input;
+        let state = self.engine.bucket(&i.bucket).await.map_err(to_s3)?;
+        let want = match i
+            .versioning_configuration
+            .status
+            .as_ref()
+            .map(|s| s.as_str())
+        {
+            Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+            Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "Versioning status must be Enabled or Suspended"
+                ));
+            }
+        };
+        if state.settings.versioning != want {
+            let mut settings = state.settings;
+            settings.versioning = want;
+            self.engine
+                .set_settings(&i.bucket, settings)
+                .await
+                .map_err(to_s3)?;
+        }
+        Ok(S3Response::new(PutBucketVersioningOutput {}))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        objects::put_object(&self.engine, req, self.max_put_bytes).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        if req.input.part_number.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "partNumber reads arrive with multipart uploads"
+            ));
+        }
+        objects::get_object(&self.engine, req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        if req.input.part_number.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "partNumber reads arrive with multipart uploads"
+            ));
+        }
+        objects::head_object(&self.engine, req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        objects::delete_object(&self.engine, req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        objects::delete_objects(&self.engine, req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        objects::copy_object(&self.engine, req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let owner = self.owner_dto(&req).await?;
+        listing::list_objects(&self.engine, &owner, req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let owner = self.owner_dto(&req).await?;
+        listing::list_objects_v2(&self.engine, &owner, req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let owner = self.owner_dto(&req).await?;
+        listing::list_object_versions(&self.engine, &owner, req).await
+    }
+}

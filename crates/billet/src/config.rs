@@ -1,0 +1,188 @@
+//! Configuration: a TOML file, `BILLET_*` environment variables and
+//! command-line flags, in rising precedence. Every field is documented in
+//! the README's configuration table.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The file's shape. Every field is optional; defaults fill the rest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub region: Option<String>,
+    pub domain: Option<String>,
+    pub chunk_size: Option<usize>,
+    pub cache_bytes: Option<u64>,
+    pub max_put_bytes: Option<u64>,
+    pub log_level: Option<String>,
+    #[serde(default)]
+    pub index: IndexFile,
+    #[serde(default)]
+    pub log: LogFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexFile {
+    /// `sqlite` (default) or `postgres`.
+    pub backend: Option<String>,
+    pub max_open_buckets: Option<usize>,
+    pub url: Option<String>,
+    pub schema: Option<String>,
+    pub pool_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    pub data_seal_bytes: Option<u64>,
+    pub data_seal_after_ms: Option<u64>,
+    pub catalog_seal_bytes: Option<u64>,
+    pub catalog_seal_after_ms: Option<u64>,
+}
+
+/// Values given on the command line or in the environment (clap merges
+/// the two); they override the file.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Configuration file (TOML).
+    #[arg(long, env = "BILLET_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the log, the index and the node identity.
+    #[arg(long, env = "BILLET_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to serve S3 on.
+    #[arg(long, env = "BILLET_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Index backend: `sqlite` or `postgres`.
+    #[arg(long, env = "BILLET_INDEX", global = true)]
+    pub index: Option<String>,
+    /// PostgreSQL URL (backend `postgres`).
+    #[arg(long, env = "BILLET_POSTGRES_URL", global = true)]
+    pub postgres_url: Option<String>,
+    /// PostgreSQL schema billet keeps its tables in (default `billet`).
+    #[arg(long, env = "BILLET_POSTGRES_SCHEMA", global = true)]
+    pub postgres_schema: Option<String>,
+    /// Base domain for virtual-hosted-style requests.
+    #[arg(long, env = "BILLET_DOMAIN", global = true)]
+    pub domain: Option<String>,
+    /// Log filter (e.g. `info`, `billet=debug`).
+    #[arg(long, env = "BILLET_LOG", global = true)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IndexBackend {
+    Sqlite {
+        max_open_buckets: usize,
+    },
+    Postgres {
+        url: String,
+        schema: String,
+        pool_size: usize,
+    },
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub region: String,
+    pub domain: Option<String>,
+    pub chunk_size: usize,
+    pub cache_bytes: u64,
+    pub max_put_bytes: u64,
+    pub log_level: String,
+    pub index: IndexBackend,
+    pub log: billet_log::LogConfig,
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> Result<Config> {
+        let file = match &o.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let chunk_size = file.chunk_size.unwrap_or(billet_unixfs_default_chunk());
+        if chunk_size == 0 || chunk_size > 4 << 20 {
+            bail!("chunk_size must be between 1 byte and 4 MiB, not {chunk_size}");
+        }
+        let backend = o
+            .index
+            .clone()
+            .or(file.index.backend.clone())
+            .unwrap_or_else(|| "sqlite".into());
+        let index = match backend.as_str() {
+            "sqlite" => IndexBackend::Sqlite {
+                max_open_buckets: file.index.max_open_buckets.unwrap_or(256),
+            },
+            "postgres" => IndexBackend::Postgres {
+                url: o
+                    .postgres_url
+                    .clone()
+                    .or(file.index.url.clone())
+                    .context("index backend postgres needs a URL (--postgres-url, BILLET_POSTGRES_URL or [index] url)")?,
+                schema: o
+                    .postgres_schema
+                    .clone()
+                    .or(file.index.schema.clone())
+                    .unwrap_or_else(|| "billet".into()),
+                pool_size: file.index.pool_size.unwrap_or(16),
+            },
+            other => bail!("unknown index backend {other:?} (sqlite or postgres)"),
+        };
+        let mut log = billet_log::LogConfig::default();
+        if let Some(v) = file.log.data_seal_bytes {
+            log.data.seal_bytes = v;
+        }
+        if let Some(v) = file.log.data_seal_after_ms {
+            log.data.seal_after = Duration::from_millis(v);
+        }
+        if let Some(v) = file.log.catalog_seal_bytes {
+            log.catalog.seal_bytes = v;
+        }
+        if let Some(v) = file.log.catalog_seal_after_ms {
+            log.catalog.seal_after = Duration::from_millis(v);
+        }
+        Ok(Config {
+            data_dir: o
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("billet-data")),
+            listen: o
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            region: file.region.unwrap_or_else(|| "us-east-1".into()),
+            domain: o.domain.clone().or(file.domain),
+            chunk_size,
+            cache_bytes: file.cache_bytes.unwrap_or(64 << 20),
+            max_put_bytes: file.max_put_bytes.unwrap_or(5 << 30),
+            log_level: o
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            index,
+            log,
+        })
+    }
+}
+
+fn billet_unixfs_default_chunk() -> usize {
+    1 << 20
+}
