@@ -19,8 +19,11 @@ pub enum DagCborError {
 /// Encodes `value` as canonical DAG-CBOR (map keys length-first, then
 /// bytewise; minimal integers; definite lengths) and hashes it into a block.
 pub fn encode_dag_cbor<T: Serialize + ?Sized>(value: &T) -> Result<Block, DagCborError> {
-    let bytes =
+    let mut bytes =
         serde_ipld_dagcbor::to_vec(value).map_err(|e| DagCborError::Encode(e.to_string()))?;
+    // The encoder grows its buffer by doubling; blocks live on in caches
+    // and queues, where the slack would nearly double their footprint.
+    bytes.shrink_to_fit();
     Ok(Block::new(Codec::DagCbor, Bytes::from(bytes)))
 }
 

@@ -23,28 +23,77 @@ pub struct StagedBody {
 /// Blocks this size and up are written from a blocking thread.
 const INLINE_WRITE: usize = 64 << 10;
 
+/// A large body asks the log to start making its bytes durable every this
+/// many bytes, so the disk writes them back while the rest arrives and the
+/// commit's final fsync has little left to flush (64 MiB at the end of an
+/// upload would be ~50 ms of serial writeback).
+const SYNC_AHEAD: u64 = 8 << 20;
+
 /// Writes each block to its plane as the UnixFS builder produces it.
+/// Large blocks are written on a blocking thread while the builder hashes
+/// the next one (copying into the page cache costs about as much as
+/// hashing here); at most one such write is in flight.
 pub(crate) struct LogSink {
     log: Arc<Log>,
     receipt: Receipt,
+    unsynced: u64,
+    in_flight: Option<tokio::task::JoinHandle<Result<Receipt, LogError>>>,
+}
+
+impl LogSink {
+    fn new(log: Arc<Log>) -> Self {
+        LogSink {
+            log,
+            receipt: Receipt::default(),
+            unsynced: 0,
+            in_flight: None,
+        }
+    }
+
+    /// Waits for the write in flight, if any, and takes its receipt.
+    async fn settle(&mut self) -> Result<(), LogError> {
+        if let Some(handle) = self.in_flight.take() {
+            let r = handle.await.map_err(|e| LogError::SyncFailed {
+                plane: billet_log::PlaneKind::Data,
+                reason: format!("writer task failed: {e}"),
+            })??;
+            self.receipt = self.receipt.merge(r);
+        }
+        Ok(())
+    }
+
+    /// Every block handed over is written; returns what to sync.
+    async fn finish(mut self) -> Result<Receipt, LogError> {
+        self.settle().await?;
+        Ok(self.receipt)
+    }
 }
 
 impl BlockSink for LogSink {
     type Error = LogError;
 
     async fn put(&mut self, block: Block) -> Result<(), LogError> {
-        let r = if block.len() < INLINE_WRITE {
-            self.log.write(std::slice::from_ref(&block))?
+        let len = block.len() as u64;
+        if block.len() < INLINE_WRITE {
+            let r = self.log.write(std::slice::from_ref(&block))?;
+            self.receipt = self.receipt.merge(r);
         } else {
+            self.settle().await?;
             let log = self.log.clone();
-            tokio::task::spawn_blocking(move || log.write(std::slice::from_ref(&block)))
-                .await
-                .map_err(|e| LogError::SyncFailed {
-                    plane: billet_log::PlaneKind::Data,
-                    reason: format!("writer task failed: {e}"),
-                })??
-        };
-        self.receipt = self.receipt.merge(r);
+            self.in_flight = Some(tokio::task::spawn_blocking(move || {
+                log.write(std::slice::from_ref(&block))
+            }));
+        }
+        self.unsynced += len;
+        if self.unsynced >= SYNC_AHEAD {
+            self.unsynced = 0;
+            let (log, receipt) = (self.log.clone(), self.receipt);
+            // Nobody waits for this one: a failure fails the commit's own
+            // sync of the same bytes later.
+            tokio::spawn(async move {
+                let _ = log.sync(receipt).await;
+            });
+        }
         Ok(())
     }
 }
@@ -67,25 +116,20 @@ where
         max_size: Some(max_size),
         ..IngestOptions::default()
     };
-    let mut sink = LogSink {
-        log: log.clone(),
-        receipt: Receipt::default(),
-    };
+    let mut sink = LogSink::new(log.clone());
     let ingested = ingest(body, &opts, &mut sink).await?;
     Ok(StagedBody {
         ingested,
-        receipt: sink.receipt,
+        receipt: sink.finish().await?,
     })
 }
 
 /// Bodies up to this size are read in one go on the calling task.
 const INLINE_READ: u64 = 1 << 20;
-/// Slices buffered between the reading thread and the response.
-const READ_AHEAD: usize = 4;
 
 /// The bytes `[start, end)` of a body, as a stream. Small single-block
-/// bodies are read inline; larger ones on a blocking thread that stays at
-/// most a few blocks ahead of the client.
+/// bodies are read inline; larger ones block by block on blocking
+/// threads, one block ahead of the client.
 pub(crate) fn read(
     store: Arc<CachedStore>,
     root: Cid,
@@ -107,20 +151,26 @@ pub(crate) fn read(
         )));
     }
     let reader = RangeReader::new(store, root, size, start, end)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, EngineError>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        for piece in reader {
-            let piece = piece.map_err(EngineError::from);
-            let failed = piece.is_err();
-            if tx.blocking_send(piece).is_err() || failed {
-                // The client went away, or the error ends the body.
-                return;
-            }
+    // Each block is read on a blocking thread, one block ahead of the
+    // client; no thread is held while a slow client drains the response.
+    let next = |mut reader: RangeReader<Arc<CachedStore>>| {
+        tokio::task::spawn_blocking(move || {
+            let piece = reader.next();
+            (reader, piece)
+        })
+    };
+    let stream = futures_util::stream::unfold(Some(next(reader)), move |ahead| async move {
+        let (reader, piece) = match ahead?.await {
+            Ok(r) => r,
+            Err(e) => return Some((Err(join_error(e)), None)),
+        };
+        match piece? {
+            Ok(bytes) => Some((Ok(bytes), Some(next(reader)))),
+            // The error ends the body.
+            Err(e) => Some((Err(EngineError::from(e)), None)),
         }
     });
-    Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx)
-    })))
+    Ok(Box::pin(stream))
 }
 
 /// Collects a whole body (small objects, tests).

@@ -67,7 +67,7 @@ impl EngineConfig {
             data_dir: data_dir.into(),
             chunk_size: billet_unixfs::DEFAULT_CHUNK_SIZE,
             max_put_bytes: 5 << 30,
-            cache_bytes: 64 << 20,
+            cache_bytes: 16 << 20,
             max_batch: 1024,
             log: LogConfig::default(),
         }

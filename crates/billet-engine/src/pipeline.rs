@@ -260,7 +260,16 @@ async fn plan(
                 condition,
                 receipt,
             } => {
-                let cur = current(inner, bucket, &mut seen, key).await?;
+                // Only conditions and version chains need the current
+                // version; an unconditional overwrite in an unversioned
+                // bucket costs no index read.
+                let needs_current =
+                    condition.is_some() || settings.versioning != Versioning::Unversioned;
+                let cur = if needs_current {
+                    current(inner, bucket, &mut seen, key).await?
+                } else {
+                    None
+                };
                 let live = cur.as_ref().filter(|c| !c.delete_marker);
                 let ok = match condition {
                     None => true,

@@ -271,7 +271,7 @@ impl Plane {
         let start = w.len;
         let mut target = 0;
         let mut pending: Vec<Entry> = Vec::new();
-        let mut seen: HashSet<[u8; 32], foldhash::fast::RandomState> = HashSet::default();
+        let mut seen: HashSet<crate::index::Key, foldhash::fast::RandomState> = HashSet::default();
         let mut buf: Vec<u8> = Vec::new();
         let mut at = start;
         let result = (|| -> std::io::Result<()> {

@@ -94,6 +94,8 @@ pub(crate) fn encode(entries: &[Entry], kids: &[Option<Cid>]) -> Vec<u8> {
     }
     out.extend_from_slice(&[0x61, b'l']);
     link(&mut out, kid(0));
+    // Nodes outlive this call in caches and commit batches; keep no slack.
+    out.shrink_to_fit();
     out
 }
 

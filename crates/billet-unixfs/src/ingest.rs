@@ -202,7 +202,11 @@ pub fn ingest_bytes(
     Ok((ingested, out))
 }
 
-/// MD5 inline for small bodies, on a blocking thread once a body is large.
+/// MD5 inline for small bodies, on a thread of its own once a body is
+/// large: MD5 cannot be split within a stream, so it gets a core while the
+/// async side chunks, hashes the rest and writes blocks. A dedicated thread
+/// (not the runtime's blocking pool) so a bounded pool is never held for
+/// the length of an upload.
 enum Md5Lane {
     Inline {
         hasher: Md5,
@@ -213,7 +217,7 @@ enum Md5Lane {
         tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
         batch: Vec<Bytes>,
         batch_bytes: usize,
-        handle: tokio::task::JoinHandle<Md5>,
+        result: tokio::sync::oneshot::Receiver<Md5>,
     },
     Spent,
 }
@@ -239,20 +243,24 @@ impl Md5Lane {
                 }
                 let hasher = std::mem::take(hasher);
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(MD5_QUEUE);
-                let handle = tokio::task::spawn_blocking(move || {
-                    let mut hasher = hasher;
-                    while let Some(batch) = rx.blocking_recv() {
-                        for b in batch {
-                            hasher.update(&b);
+                let (done, result) = tokio::sync::oneshot::channel();
+                std::thread::Builder::new()
+                    .name("billet-md5".into())
+                    .spawn(move || {
+                        let mut hasher = hasher;
+                        while let Some(batch) = rx.blocking_recv() {
+                            for b in batch {
+                                hasher.update(&b);
+                            }
                         }
-                    }
-                    hasher
-                });
+                        let _ = done.send(hasher);
+                    })
+                    .map_err(|e| IngestError::Worker(format!("starting the MD5 thread: {e}")))?;
                 *self = Md5Lane::Worker {
                     tx,
                     batch: vec![piece.clone()],
                     batch_bytes: piece.len(),
-                    handle,
+                    result,
                 };
                 Ok(())
             }
@@ -281,7 +289,7 @@ impl Md5Lane {
         match std::mem::replace(self, Md5Lane::Spent) {
             Md5Lane::Inline { hasher, .. } => Ok(hasher.finalize().into()),
             Md5Lane::Worker {
-                tx, batch, handle, ..
+                tx, batch, result, ..
             } => {
                 if !batch.is_empty() {
                     tx.send(batch)
@@ -289,9 +297,9 @@ impl Md5Lane {
                         .map_err(|_| IngestError::Worker("channel closed".into()))?;
                 }
                 drop(tx);
-                let hasher = handle
+                let hasher = result
                     .await
-                    .map_err(|e| IngestError::Worker(e.to_string()))?;
+                    .map_err(|_| IngestError::Worker("the MD5 thread stopped".into()))?;
                 Ok(hasher.finalize().into())
             }
             Md5Lane::Spent => Err(IngestError::Worker("finished twice".into())),

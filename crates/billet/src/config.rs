@@ -170,7 +170,7 @@ impl Config {
             region: file.region.unwrap_or_else(|| "us-east-1".into()),
             domain: o.domain.clone().or(file.domain),
             chunk_size,
-            cache_bytes: file.cache_bytes.unwrap_or(64 << 20),
+            cache_bytes: file.cache_bytes.unwrap_or(16 << 20),
             max_put_bytes: file.max_put_bytes.unwrap_or(5 << 30),
             log_level: o
                 .log_level
