@@ -52,6 +52,7 @@ fn walk(
     store: &CachedStore,
     root: &Cid,
     problems: &mut Vec<String>,
+    check_bodies: bool,
 ) -> Result<Walked, EngineError> {
     let mut pairs: Vec<(String, Cid)> = Vec::new();
     let stats = Mst::new(store).check(root, &mut |_| {}, &mut |k, v| {
@@ -78,7 +79,7 @@ fn walk(
             if m.key != key {
                 problems.push(format!("{key:?}: manifest {cid} names key {:?}", m.key));
             }
-            if let Some(body) = m.body {
+            if let Some(body) = m.body.filter(|_| check_bodies) {
                 match check_body(store, &body, &m) {
                     Ok(n) => bytes += n,
                     Err(e) => problems.push(format!("{key:?}: body {body}: {e}")),
@@ -146,14 +147,15 @@ impl Engine {
         };
         let store: Arc<CachedStore> = self.store().clone();
         let head = state.head;
-        let (expected, keys, bytes, mut problems) = tokio::task::spawn_blocking(move || {
-            let mut problems = Vec::new();
-            let commit = Commit::decode(&store.get(&head)?)?;
-            let w = walk(&store, &commit.data, &mut problems)?;
-            Ok::<_, EngineError>((w.rows, w.keys, w.bytes, problems))
-        })
-        .await
-        .map_err(join_error)??;
+        let (expected, keys, bytes, settings, mut problems) =
+            tokio::task::spawn_blocking(move || {
+                let mut problems = Vec::new();
+                let commit = Commit::decode(&store.get(&head)?)?;
+                let w = walk(&store, &commit.data, &mut problems, true)?;
+                Ok::<_, EngineError>((w.rows, w.keys, w.bytes, commit.settings, problems))
+            })
+            .await
+            .map_err(join_error)??;
         report.keys = keys;
         report.versions = expected.len() as u64;
         report.body_bytes = bytes;
@@ -203,26 +205,13 @@ impl Engine {
             }
         }
         if repair && !row_problems.is_empty() {
-            let rows: Vec<ObjectVersion> = expected
-                .into_iter()
-                .map(|((key, version_id), (e, manifest))| ObjectVersion {
-                    key,
-                    version_id,
-                    is_latest: e.is_latest,
-                    manifest_cid: e.manifest_cid,
-                    manifest,
-                    order: 0,
-                })
-                .collect();
-            // Rebuild wants each key's versions newest first: the walk
-            // yields keys in order, and the BTreeMap sorted versions by id,
-            // so put them back in chain order.
-            let rows = order_chains(rows);
+            let rows = rebuild_rows(expected);
             self.index()
                 .rebuild(
                     bucket,
                     state.head,
                     state.seq,
+                    &settings,
                     Box::new(rows.into_iter().map(Ok)),
                 )
                 .await?;
@@ -232,6 +221,39 @@ impl Engine {
         report.problems = problems;
         Ok(report)
     }
+}
+
+/// The index rows the MST at `root` calls for, ready for
+/// [`billet_index::Index::rebuild`]: every reachable version, bodies not
+/// read. Any unreadable manifest is an error.
+pub(crate) fn mst_rows(store: &CachedStore, root: &Cid) -> Result<Vec<ObjectVersion>, EngineError> {
+    let mut problems = Vec::new();
+    let w = walk(store, root, &mut problems, false)?;
+    if let Some(first) = problems.first() {
+        return Err(EngineError::Internal(format!(
+            "the MST at {root} cannot be indexed ({} problems; first: {first})",
+            problems.len()
+        )));
+    }
+    Ok(rebuild_rows(w.rows))
+}
+
+fn rebuild_rows(expected: ExpectedRows) -> Vec<ObjectVersion> {
+    let rows: Vec<ObjectVersion> = expected
+        .into_iter()
+        .map(|((key, version_id), (e, manifest))| ObjectVersion {
+            key,
+            version_id,
+            is_latest: e.is_latest,
+            manifest_cid: e.manifest_cid,
+            manifest,
+            order: 0,
+        })
+        .collect();
+    // Rebuild wants each key's versions newest first: the walk yields keys
+    // in order, and the BTreeMap sorted versions by id, so put them back in
+    // chain order.
+    order_chains(rows)
 }
 
 /// Groups rows by key (in key order) with each key's versions newest first

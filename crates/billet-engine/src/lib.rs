@@ -12,6 +12,7 @@ mod body;
 mod error;
 mod fsck;
 mod pipeline;
+mod redo;
 mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +60,9 @@ pub struct EngineConfig {
     /// Most mutations one commit takes.
     pub max_batch: usize,
     pub log: LogConfig,
+    /// Roll the index forward from the log on open (see `redo`); off for
+    /// offline tools that must not write while a server may be running.
+    pub roll_forward: bool,
 }
 
 impl EngineConfig {
@@ -70,6 +74,7 @@ impl EngineConfig {
             cache_bytes: 16 << 20,
             max_batch: 1024,
             log: LogConfig::default(),
+            roll_forward: true,
         }
     }
 }
@@ -100,6 +105,7 @@ pub(crate) struct Inner {
     pub(crate) index: Arc<dyn Index>,
     pub(crate) config: EngineConfig,
     pub(crate) stats: Stats,
+    pub(crate) pending: redo::Pending,
     buckets: Mutex<HashMap<String, Arc<Bucket>>>,
 }
 
@@ -195,15 +201,23 @@ impl Engine {
             tracing::warn!(repair = %line, "log opened with repairs");
         }
         let store = Arc::new(CachedStore::new(Arc::new(log), config.cache_bytes));
-        Ok(Engine {
+        let roll_forward = config.roll_forward && !config.log.read_only;
+        let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 index,
                 config,
                 stats: Stats::default(),
+                pending: redo::Pending::default(),
                 buckets: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        if roll_forward {
+            for line in engine.roll_forward().await? {
+                tracing::warn!("{line}");
+            }
+        }
+        Ok(engine)
     }
 
     pub fn index(&self) -> &Arc<dyn Index> {

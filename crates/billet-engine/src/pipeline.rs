@@ -516,6 +516,8 @@ async fn commit_batch(
         for b in &catalog {
             inner.store.remember(b.cid(), b.data());
         }
+        // Pending until its index transaction is through (see `redo`).
+        let _pending = crate::redo::PendingCommit::begin(inner);
         let log = inner.store.log().clone();
         let written = tokio::task::spawn_blocking(move || log.write_catalog(&catalog))
             .await

@@ -101,7 +101,13 @@ async fn bench(ix: Arc<dyn Index>, label: &str, prepare: Option<Prepare>) {
         (0..PER_FOLDER).map(move |k| Ok(version(format!("dir{f:05}/file{k:03}"), body)))
     });
     let n = ix
-        .rebuild("big", cid("big-1"), 1, Box::new(rows))
+        .rebuild(
+            "big",
+            cid("big-1"),
+            1,
+            &BucketSettings::default(),
+            Box::new(rows),
+        )
         .await
         .expect("load");
     println!(

@@ -27,6 +27,7 @@ mod types;
 
 use async_trait::async_trait;
 use billet_block::Cid;
+use billet_records::BucketSettings;
 
 pub use error::IndexError;
 pub use postgres::{PgConfig, PgIndex};
@@ -39,6 +40,17 @@ pub type RebuildRows = Box<dyn Iterator<Item = Result<ObjectVersion, IndexError>
 
 #[async_trait]
 pub trait Index: Send + Sync + 'static {
+    // Durability.
+
+    /// The catalog-plane segment that roll-forward scans from at start-up:
+    /// every commit block in an earlier segment is durably indexed. 0 when
+    /// never set.
+    async fn log_checkpoint(&self) -> Result<u64, IndexError>;
+    /// Makes every transaction committed so far durable (this index does
+    /// not fsync per transaction), then durably records `segment` as the
+    /// log checkpoint.
+    async fn set_log_checkpoint(&self, segment: u64) -> Result<(), IndexError>;
+
     // Buckets.
 
     /// Registers a bucket with its first commit as head.
@@ -68,13 +80,15 @@ pub trait Index: Send + Sync + 'static {
         bucket: &str,
         query: &VersionQuery,
     ) -> Result<VersionPage, IndexError>;
-    /// Replaces all object rows (and the head) with `rows`, e.g. from an
-    /// MST walk. Returns the number of versions written.
+    /// Replaces all object rows, the head and the settings with `rows` and
+    /// the commit they come from, e.g. from an MST walk, in one
+    /// transaction. Returns the number of versions written.
     async fn rebuild(
         &self,
         bucket: &str,
         head: Cid,
         seq: u64,
+        settings: &BucketSettings,
         rows: RebuildRows,
     ) -> Result<u64, IndexError>;
 

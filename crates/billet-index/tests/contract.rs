@@ -997,6 +997,22 @@ async fn case_registry_tables(ix: &dyn Index) {
     assert_eq!(pending[0].attempts, 1);
 }
 
+async fn case_log_checkpoint(ix: &dyn Index) {
+    assert_eq!(
+        ix.log_checkpoint().await.unwrap(),
+        0,
+        "never set reads as 0"
+    );
+    ix.create_bucket(&state("ck")).await.unwrap();
+    commit(ix, "ck", vec![put("k", NULL_VERSION, "v")]).await;
+    ix.set_log_checkpoint(7).await.unwrap();
+    assert_eq!(ix.log_checkpoint().await.unwrap(), 7);
+    ix.set_log_checkpoint(9).await.unwrap();
+    assert_eq!(ix.log_checkpoint().await.unwrap(), 9);
+    // Flushing leaves the data as it was.
+    assert!(ix.object("ck", "k", None).await.unwrap().is_some());
+}
+
 async fn case_rebuild(ix: &dyn Index) {
     ix.create_bucket(&state("rb")).await.unwrap();
     commit(
@@ -1025,12 +1041,26 @@ async fn case_rebuild(ix: &dyn Index) {
         })
         .collect();
     let n = ix
-        .rebuild("rb", cid("rebuilt"), 7, Box::new(rows.into_iter().map(Ok)))
+        .rebuild(
+            "rb",
+            cid("rebuilt"),
+            7,
+            &BucketSettings {
+                versioning: Versioning::Enabled,
+                ..BucketSettings::default()
+            },
+            Box::new(rows.into_iter().map(Ok)),
+        )
         .await
         .unwrap();
     assert_eq!(n, 6);
     let b = ix.bucket("rb").await.unwrap().unwrap();
     assert_eq!((b.head, b.seq), (cid("rebuilt"), 7));
+    assert_eq!(
+        b.settings.versioning,
+        Versioning::Enabled,
+        "settings follow the rebuilt head"
+    );
     assert!(ix.object("rb", "old", None).await.unwrap().is_none());
     let all = ix
         .list_versions(
@@ -1168,6 +1198,7 @@ contract! {
     mmr_nodes_are_append_only => |ix: Arc<dyn Index>| async move { case_mmr(ix.as_ref()).await },
     registry_tables => |ix: Arc<dyn Index>| async move { case_registry_tables(ix.as_ref()).await },
     rebuild_replaces_rows => |ix: Arc<dyn Index>| async move { case_rebuild(ix.as_ref()).await },
+    log_checkpoint => |ix: Arc<dyn Index>| async move { case_log_checkpoint(ix.as_ref()).await },
 }
 
 #[test]

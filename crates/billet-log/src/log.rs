@@ -253,6 +253,42 @@ impl Log {
         out
     }
 
+    /// The id of `plane`'s open segment. Every block written from now on
+    /// lands in it or a later one.
+    pub fn open_segment(&self, plane: PlaneKind) -> u64 {
+        self.plane(plane).writer().seg_id
+    }
+
+    /// Calls `f` with every block of `plane`'s segments numbered `from` and
+    /// up, sealed and open, in the order they were written. Roll-forward
+    /// reads the catalog plane's tail with it at start-up.
+    pub fn scan_from(
+        &self,
+        plane: PlaneKind,
+        from: u64,
+        f: &mut dyn FnMut(Block),
+    ) -> Result<(), LogError> {
+        let segments: Vec<SegmentInfo> = self
+            .segments()
+            .into_iter()
+            .filter(|s| s.plane == plane && s.id >= from)
+            .collect();
+        for s in segments {
+            let file = self
+                .files
+                .get(plane, s.id)
+                .map_err(|e| LogError::io("opening", &s.path, e))?;
+            crate::recovery::blocks(file.as_ref(), s.bytes, f).map_err(|e| {
+                LogError::DamagedSegment {
+                    path: s.path.clone(),
+                    offset: e.offset(),
+                    reason: e.to_string(),
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     /// fsyncs issued by the data and catalog planes since opening.
     pub fn fsyncs(&self) -> (u64, u64) {
         (self.data.fsyncs(), self.catalog.fsyncs())

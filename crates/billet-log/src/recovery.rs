@@ -111,3 +111,21 @@ pub(crate) fn scan(
     }
     Ok(scan)
 }
+
+/// Streams the blocks of a segment that has already been recovered (so
+/// every frame verifies), without its descriptor.
+pub(crate) fn blocks(
+    file: &dyn LogFile,
+    len: u64,
+    f: &mut dyn FnMut(billet_block::Block),
+) -> Result<(), CarError> {
+    let reader = BufReader::with_capacity(1 << 20, FileReader { file, pos: 0, len });
+    let mut car = CarReader::new(reader)?;
+    let mut first = true;
+    while let Some(b) = car.next_block()? {
+        if !std::mem::take(&mut first) {
+            f(b.block);
+        }
+    }
+    Ok(())
+}

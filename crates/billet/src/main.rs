@@ -146,6 +146,7 @@ async fn tool_engine(config: &config::Config) -> anyhow::Result<billet_engine::E
     let mut ec = billet_engine::EngineConfig::new(&config.data_dir);
     ec.log = config.log.clone();
     ec.log.read_only = true;
+    ec.roll_forward = false;
     ec.log.verify_sealed_on_open = false;
     Ok(billet_engine::Engine::open(ec, index).await?)
 }

@@ -76,7 +76,8 @@ pub async fn run(config: Config) -> Result<()> {
     println!("node identity {}", identity::did_key(&identity));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening");
 
-    // Seal idle segments so they can ship.
+    // Seal idle segments so they can ship, and advance the log checkpoint
+    // so a restart after a power loss rolls forward only the last second.
     let sealer = {
         let engine = engine.clone();
         tokio::spawn(async move {
@@ -86,6 +87,9 @@ pub async fn run(config: Config) -> Result<()> {
                 let log = engine.log().clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || log.seal_due()).await {
                     tracing::warn!(error = %e, "sealing segments failed");
+                }
+                if let Err(e) = engine.checkpoint().await {
+                    tracing::warn!(error = %e, "advancing the log checkpoint failed");
                 }
             }
         })
@@ -133,6 +137,10 @@ pub async fn run(config: Config) -> Result<()> {
     // segments' sidecars ready for a quick restart.
     let log = engine.log().clone();
     let _ = tokio::task::spawn_blocking(move || log.seal_all()).await;
+    // Everything is indexed: the next start has nothing to roll forward.
+    if let Err(e) = engine.checkpoint().await {
+        tracing::warn!(error = %e, "recording the log checkpoint failed");
+    }
     tracing::info!("stopped");
     Ok(())
 }

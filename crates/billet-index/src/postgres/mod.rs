@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use billet_block::Cid;
+use billet_records::BucketSettings;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row as PgRow};
@@ -465,6 +466,32 @@ async fn apply_puts(
 
 #[async_trait]
 impl Index for PgIndex {
+    async fn log_checkpoint(&self) -> Result<u64, IndexError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt("SELECT log_checkpoint FROM node WHERE id = 0", &[])
+            .await?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
+    /// One transaction committed with `synchronous_commit = on`: PostgreSQL
+    /// flushes its WAL up to this commit, which covers every commit before
+    /// it, made with `synchronous_commit = off` or not.
+    async fn set_log_checkpoint(&self, segment: u64) -> Result<(), IndexError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .await?;
+        tx.execute(
+            "INSERT INTO node (id, log_checkpoint) VALUES (0, $1)
+             ON CONFLICT (id) DO UPDATE SET log_checkpoint = excluded.log_checkpoint",
+            &[&(segment as i64)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn create_bucket(&self, b: &BucketState) -> Result<(), IndexError> {
         let c = self.client().await?;
         let n = c
@@ -845,8 +872,10 @@ impl Index for PgIndex {
         bucket: &str,
         head: Cid,
         seq: u64,
+        settings: &BucketSettings,
         rows: RebuildRows,
     ) -> Result<u64, IndexError> {
+        let settings = settings_bytes(settings)?;
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         tx.query_opt(
@@ -902,8 +931,8 @@ impl Index for PgIndex {
             .await
             .map_err(|e| IndexError::Task(e.to_string()))?;
         tx.execute(
-            "UPDATE buckets SET head = $2, seq = $3, next_ord = -1 WHERE name = $1",
-            &[&bucket, &head.to_bytes(), &(seq as i64)],
+            "UPDATE buckets SET head = $2, seq = $3, settings = $4, next_ord = -1 WHERE name = $1",
+            &[&bucket, &head.to_bytes(), &(seq as i64), &settings],
         )
         .await?;
         tx.commit().await?;

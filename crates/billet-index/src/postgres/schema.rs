@@ -1,7 +1,8 @@
 //! Migrations, applied in order on start under an advisory lock so that
 //! several nodes starting at once apply each exactly once.
 
-pub(super) const MIGRATIONS: &[&str] = &["
+pub(super) const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE buckets (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -78,7 +79,14 @@ CREATE TABLE pending_deletes (
     enqueued BIGINT NOT NULL,
     attempts INT NOT NULL DEFAULT 0
 );
-"];
+",
+    "
+CREATE TABLE node (
+    id INT PRIMARY KEY CHECK (id = 0),
+    log_checkpoint BIGINT NOT NULL
+);
+",
+];
 
 /// Arbitrary constant naming billet's migration lock.
 pub(super) const MIGRATION_LOCK: i64 = 0x6269_6c6c_6574;

@@ -2,6 +2,7 @@
 //! blocking thread).
 
 use billet_block::Cid;
+use billet_records::BucketSettings;
 use rusqlite::{Connection, OptionalExtension, Row as SqlRow, params};
 
 use crate::error::IndexError;
@@ -494,6 +495,7 @@ pub(super) fn rebuild(
     conn: &mut Connection,
     head: &Cid,
     seq: u64,
+    settings: &BucketSettings,
     rows: crate::RebuildRows,
 ) -> Result<u64, IndexError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -513,8 +515,8 @@ pub(super) fn rebuild(
         n += 1;
     }
     tx.execute(
-        "UPDATE meta SET head = ?1, seq = ?2, next_ord = -1 WHERE id = 0",
-        params![head.to_bytes(), seq as i64],
+        "UPDATE meta SET head = ?1, seq = ?2, settings = ?3, next_ord = -1 WHERE id = 0",
+        params![head.to_bytes(), seq as i64, settings_bytes(settings)?],
     )?;
     tx.commit()?;
     Ok(n as u64)

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use billet_block::Cid;
-use rusqlite::{Connection, params};
+use billet_records::BucketSettings;
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::IndexError;
 use crate::types::*;
@@ -116,6 +117,10 @@ impl SqliteIndex {
         std::fs::create_dir_all(&buckets_dir).map_err(|e| io("creating", &buckets_dir, e))?;
         let conn = Connection::open(config.dir.join("registry.db"))?;
         schema::configure(&conn)?;
+        // The registry is written rarely (buckets, keys, segments, the log
+        // checkpoint) and is not rebuilt from the log: every write is
+        // durable before it returns.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(schema::REGISTRY)?;
         let known: std::collections::HashSet<String> = registry::buckets(&conn)?
             .into_iter()
@@ -168,6 +173,39 @@ impl SqliteIndex {
 
 #[async_trait]
 impl Index for SqliteIndex {
+    async fn log_checkpoint(&self) -> Result<u64, IndexError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let reg = inner.registry();
+            let v: Option<i64> = reg
+                .query_row("SELECT log_checkpoint FROM node WHERE id = 0", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            Ok(v.map_or(0, |v| v as u64))
+        })
+        .await
+    }
+
+    /// Flushes every open bucket file that was used since its last flush
+    /// (evicted ones were flushed as they closed), then writes the
+    /// checkpoint to the registry, whose writes are always durable.
+    async fn set_log_checkpoint(&self, segment: u64) -> Result<(), IndexError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            for db in inner.pool.all() {
+                db.flush()?;
+            }
+            inner.registry().execute(
+                "INSERT INTO node (id, log_checkpoint) VALUES (0, ?1)
+                 ON CONFLICT (id) DO UPDATE SET log_checkpoint = excluded.log_checkpoint",
+                params![segment as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn create_bucket(&self, b: &BucketState) -> Result<(), IndexError> {
         let inner = self.inner.clone();
         let b = b.clone();
@@ -182,6 +220,8 @@ impl Index for SqliteIndex {
             let result = (|| {
                 let conn = Connection::open(&path)?;
                 schema::configure(&conn)?;
+                // The new file is durable before the registry names it.
+                conn.pragma_update(None, "synchronous", "FULL")?;
                 bucket::init(&conn, &b)?;
                 reg.execute(
                     "INSERT INTO buckets (name, owner, created) VALUES (?1, ?2, ?3)",
@@ -285,10 +325,14 @@ impl Index for SqliteIndex {
         bucket: &str,
         head: Cid,
         seq: u64,
+        settings: &BucketSettings,
         rows: RebuildRows,
     ) -> Result<u64, IndexError> {
-        self.with_bucket(bucket, move |c| bucket::rebuild(c, &head, seq, rows))
-            .await
+        let settings = settings.clone();
+        self.with_bucket(bucket, move |c| {
+            bucket::rebuild(c, &head, seq, &settings, rows)
+        })
+        .await
     }
 
     async fn create_upload(&self, bucket: &str, upload: &Upload) -> Result<(), IndexError> {

@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS segments (
     remote_key TEXT,
     PRIMARY KEY (plane, id)
 );
+CREATE TABLE IF NOT EXISTS node (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    log_checkpoint INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pending_deletes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     remote_key TEXT NOT NULL,
@@ -90,8 +94,10 @@ CREATE TABLE IF NOT EXISTS mmr (
 );
 ";
 
-/// WAL, no fsync per transaction (the log is the redo log), and a wait
-/// instead of an error when another connection holds the write lock.
+/// WAL, no fsync per transaction (the log is the redo log; see
+/// `SqliteIndex::set_log_checkpoint` for when bucket files are made
+/// durable), and a wait instead of an error when another connection holds
+/// the write lock.
 pub(super) fn configure(conn: &Connection) -> Result<(), IndexError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "OFF")?;

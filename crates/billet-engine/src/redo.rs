@@ -1,0 +1,197 @@
+//! The catalog plane as the index's redo log.
+//!
+//! The index does not fsync per transaction: every commit block is durable
+//! in the log before its index transaction runs, so after a power loss the
+//! index may lag the log but never the other way round. Two halves keep
+//! that promise:
+//!
+//! - **Checkpoints.** Every commit block written but not yet indexed is
+//!   *pending*, filed under the catalog segment that was open when it was
+//!   written (it lands there or later). [`Engine::checkpoint`] takes the
+//!   lowest such segment (or the open one), makes the index durable up to
+//!   now and records that segment: every commit in an earlier segment is
+//!   then durably indexed.
+//! - **Roll-forward** at start-up: every commit in the segments from the
+//!   checkpoint on is read back; for each bucket, the chain of commits
+//!   whose `prev` starts at the indexed head is followed to its end, and
+//!   the bucket's rows are rebuilt from the MST at that commit, with the
+//!   head, in one index transaction.
+//!
+//! When two commits claim the same `prev` (a batch whose index transaction
+//! failed is retried as a new commit on the same head), the one written
+//! last wins: a failed commit is only ever followed by its retry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use billet_block::{Cid, Codec};
+use billet_log::PlaneKind;
+use billet_records::Commit;
+
+use crate::error::{EngineError, join_error};
+use crate::{Engine, Inner};
+
+/// Commits written to the log and not yet through their index
+/// transaction, counted by the catalog segment open when each was written.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    by_segment: Mutex<BTreeMap<u64, usize>>,
+    /// The last checkpoint recorded in the index.
+    recorded: Mutex<u64>,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, usize>> {
+        self.by_segment.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Marks one commit pending until dropped.
+pub(crate) struct PendingCommit {
+    inner: Arc<Inner>,
+    segment: u64,
+}
+
+impl PendingCommit {
+    /// Call before the commit block is written: the segment is read under
+    /// the same lock a checkpoint reads it under, so a checkpoint either
+    /// sees this commit pending or was taken before it could be written.
+    pub(crate) fn begin(inner: &Arc<Inner>) -> PendingCommit {
+        let mut map = inner.pending.lock();
+        let segment = inner.store.log().open_segment(PlaneKind::Catalog);
+        *map.entry(segment).or_default() += 1;
+        PendingCommit {
+            inner: inner.clone(),
+            segment,
+        }
+    }
+}
+
+impl Drop for PendingCommit {
+    fn drop(&mut self) {
+        let mut map = self.inner.pending.lock();
+        if let Some(n) = map.get_mut(&self.segment) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.segment);
+            }
+        }
+    }
+}
+
+/// Cheap test before decoding: commit blocks name their type.
+fn may_be_commit(data: &[u8]) -> bool {
+    data.windows(13).any(|w| w == b"billet.commit")
+}
+
+impl Engine {
+    /// Advances the log checkpoint as far as it safely can (see the module
+    /// docs). Call it periodically and after draining on shutdown.
+    pub async fn checkpoint(&self) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        let safe = {
+            let map = inner.pending.lock();
+            let open = inner.store.log().open_segment(PlaneKind::Catalog);
+            map.keys().next().map_or(open, |&s| s.min(open))
+        };
+        let recorded = *inner
+            .pending
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if safe > recorded {
+            inner.index.set_log_checkpoint(safe).await?;
+            let mut r = inner
+                .pending
+                .recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *r = (*r).max(safe);
+        }
+        Ok(())
+    }
+
+    /// Rolls every bucket forward to the last commit the log holds for it
+    /// (see the module docs). Returns one line per bucket it moved.
+    pub(crate) async fn roll_forward(&self) -> Result<Vec<String>, EngineError> {
+        let from = self.inner.index.log_checkpoint().await?;
+        *self
+            .inner
+            .pending
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = from;
+        let log = self.log().clone();
+        let commits: Vec<(Cid, Commit)> = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            log.scan_from(PlaneKind::Catalog, from, &mut |b| {
+                if b.codec() == Codec::DagCbor
+                    && may_be_commit(b.data())
+                    && let Ok(c) = Commit::decode(b.data())
+                {
+                    out.push((*b.cid(), c));
+                }
+            })?;
+            Ok::<_, EngineError>(out)
+        })
+        .await
+        .map_err(join_error)??;
+        let mut moved = Vec::new();
+        if commits.is_empty() {
+            return Ok(moved);
+        }
+        // (bucket, prev) → the commit written last on that head.
+        let mut next: HashMap<(&str, Cid), (Cid, &Commit)> = HashMap::new();
+        for (cid, c) in &commits {
+            if let Some(prev) = c.prev {
+                next.insert((c.bucket.as_str(), prev), (*cid, c));
+            }
+        }
+        for entry in self.inner.index.list_buckets().await? {
+            let Some(state) = self.inner.index.bucket(&entry.name).await? else {
+                continue;
+            };
+            let mut head = state.head;
+            let mut last: Option<&Commit> = None;
+            while let Some((cid, c)) = next.get(&(entry.name.as_str(), head)) {
+                head = *cid;
+                last = Some(c);
+            }
+            let Some(commit) = last else { continue };
+            let (store, root) = (self.store().clone(), commit.data);
+            let rows = tokio::task::spawn_blocking(move || crate::fsck::mst_rows(&store, &root))
+                .await
+                .map_err(join_error)??;
+            let n = rows.len();
+            self.inner
+                .index
+                .rebuild(
+                    &entry.name,
+                    head,
+                    commit.seq,
+                    &commit.settings,
+                    Box::new(rows.into_iter().map(Ok)),
+                )
+                .await?;
+            moved.push(format!(
+                "bucket {} rolled forward from seq {} to seq {} (commit {head}, {n} versions re-indexed)",
+                entry.name, state.seq, commit.seq
+            ));
+        }
+        // Everything the log holds is now indexed and, after this, durable.
+        self.checkpoint().await?;
+        Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_be_commit;
+
+    #[test]
+    fn commit_blocks_are_recognised_by_their_type() {
+        assert!(may_be_commit(b"\xa7dtypembillet.commit"));
+        assert!(!may_be_commit(b"\xa2dtypeobillet.manifest"));
+        assert!(!may_be_commit(b""));
+    }
+}
