@@ -319,6 +319,8 @@ def test_invalid_bucket_names(s3, name):
         s3.create_bucket(Bucket=name)
     if isinstance(e.value, ClientError):
         assert error_code(e) == "InvalidBucketName"
+        assert e.value.response["Error"]["Message"] == "The specified bucket is not valid."
+        assert e.value.response["ResponseMetadata"]["RequestId"]
     # botocore rejects some names before sending; either way none exists.
     assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 

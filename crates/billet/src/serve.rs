@@ -189,6 +189,58 @@ fn text(status: StatusCode, body: String, content_type: &'static str) -> Respons
     r
 }
 
+/// Gives an S3 error body the `<Message>` and `<RequestId>` clients show
+/// and log. Errors s3s raises itself while routing (e.g. an invalid bucket
+/// name) carry only a `<Code>`.
+fn complete_error_body(resp: &mut Response<Body>, request_id: &str) {
+    let Some(bytes) = resp.body().bytes() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return;
+    };
+    let (Some(code_start), Some(code_end)) = (text.find("<Code>"), text.find("</Code>")) else {
+        return;
+    };
+    let code = &text[code_start + "<Code>".len()..code_end];
+    let mut extra = String::new();
+    if !text.contains("<Message>") {
+        extra.push_str("<Message>");
+        extra.push_str(default_message(code));
+        extra.push_str("</Message>");
+    }
+    if !text.contains("<RequestId>") {
+        extra.push_str("<RequestId>");
+        extra.push_str(request_id);
+        extra.push_str("</RequestId>");
+    }
+    if extra.is_empty() {
+        return;
+    }
+    let at = code_end + "</Code>".len();
+    let body = format!("{}{extra}{}", &text[..at], &text[at..]);
+    if let Ok(len) = HeaderValue::from_str(&body.len().to_string()) {
+        resp.headers_mut()
+            .insert(hyper::header::CONTENT_LENGTH, len);
+    }
+    *resp.body_mut() = Body::from(body);
+}
+
+/// The messages AWS S3 gives for codes that can arrive without one.
+fn default_message(code: &str) -> &'static str {
+    match code {
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchKey" => "The specified key does not exist.",
+        "AccessDenied" => "Access Denied",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "InvalidRequest" => "The request is not valid.",
+        "InvalidArgument" => "An argument is not valid.",
+        _ => "The request failed.",
+    }
+}
+
 /// botocore sends `Expect: 100-continue` even with an empty body, and when
 /// the final response comes without an interim 100 (as RFC 9110 allows and
 /// hyper does) it keeps that status line on the pooled connection and parses
@@ -256,6 +308,9 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Bo
     };
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    if resp.status().as_u16() >= 400 {
+        complete_error_body(&mut resp, &rid);
     }
     if close_after {
         resp.headers_mut()
