@@ -30,6 +30,14 @@ pub enum EngineError {
     NoSuchUpload(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    #[error("{0}")]
+    InvalidPart(String),
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {number} is {size} bytes; every part but the last needs at least {min}")]
+    EntityTooSmall { number: u32, size: u64, min: u64 },
+    #[error("{0}")]
+    MethodNotAllowed(&'static str),
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]

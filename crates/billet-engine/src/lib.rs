@@ -11,6 +11,7 @@
 mod body;
 mod error;
 mod fsck;
+mod multipart;
 mod pipeline;
 mod redo;
 mod store;
@@ -35,6 +36,9 @@ use futures_core::Stream;
 pub use body::StagedBody;
 pub use error::EngineError;
 pub use fsck::FsckReport;
+pub use multipart::{
+    CompleteOutcome, CompletedPart, MIN_PART_SIZE, PartInfo, UploadChecksum, UploadInfo,
+};
 pub use pipeline::Condition;
 pub use store::CachedStore;
 
@@ -63,6 +67,8 @@ pub struct EngineConfig {
     /// Roll the index forward from the log on open (see `redo`); off for
     /// offline tools that must not write while a server may be running.
     pub roll_forward: bool,
+    /// Smallest part but the last at Complete (S3: 5 MiB).
+    pub min_part_size: u64,
 }
 
 impl EngineConfig {
@@ -75,6 +81,7 @@ impl EngineConfig {
             max_batch: 1024,
             log: LogConfig::default(),
             roll_forward: true,
+            min_part_size: multipart::MIN_PART_SIZE,
         }
     }
 }
@@ -110,7 +117,8 @@ pub(crate) struct Inner {
 }
 
 /// System headers and metadata that go into a manifest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ObjectMeta {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
@@ -137,7 +145,7 @@ impl ObjectMeta {
         }
     }
 
-    fn apply(self, m: &mut Manifest) {
+    pub(crate) fn apply(self, m: &mut Manifest) {
         m.content_type = self.content_type;
         m.content_encoding = self.content_encoding;
         m.content_disposition = self.content_disposition;
@@ -383,6 +391,7 @@ impl Engine {
             manifest: Box::new(manifest),
             condition,
             receipt,
+            upload: None,
         };
         match pipeline::submit(&self.inner, &handle, mutation).await? {
             Outcome::Put {
@@ -513,6 +522,31 @@ impl Engine {
             billet_log::Receipt::default(),
         )
         .await
+    }
+
+    /// Replaces the tags of one version (the latest when `version_id` is
+    /// `None`); returns the version id S3 reports.
+    pub async fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> Result<Option<String>, EngineError> {
+        validate_key(key.as_bytes())?;
+        self.bucket(bucket).await?;
+        let handle = self.handle(bucket);
+        let mutation = Mutation::Retag {
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+            tags,
+        };
+        match pipeline::submit(&self.inner, &handle, mutation).await? {
+            Outcome::Retag { version_id } => Ok(version_id),
+            other => Err(EngineError::Internal(format!(
+                "retag answered with {other:?}"
+            ))),
+        }
     }
 
     pub async fn list_objects(

@@ -10,11 +10,11 @@
 //! N concurrent writers cost one MST path rewrite per touched subtree and
 //! one group of fsyncs, not N.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use billet_block::{Block, Cid};
-use billet_index::{CommitBatch, IndexError, NULL_VERSION, RowChange};
+use billet_index::{CommitBatch, IndexError, NULL_VERSION, ObjectVersion, RowChange, VersionQuery};
 use billet_log::Receipt;
 use billet_mst::{Mst, Op};
 use billet_records::{BucketSettings, Commit, Manifest, Versioning};
@@ -40,10 +40,24 @@ pub(crate) enum Mutation {
         manifest: Box<Manifest>,
         condition: Option<Condition>,
         receipt: Receipt,
+        /// The multipart upload this put completes: it must still exist,
+        /// and its rows go in the same index transaction.
+        upload: Option<String>,
     },
     Delete {
         key: String,
         version_id: Option<String>,
+    },
+    /// New tags for one version (the latest when `version_id` is `None`).
+    Retag {
+        key: String,
+        version_id: Option<String>,
+        tags: BTreeMap<String, String>,
+    },
+    /// Abandons a multipart upload. Aborts and completes share the bucket's
+    /// queue, so a race between them has exactly one winner.
+    Abort {
+        upload_id: String,
     },
     Settings(BucketSettings),
 }
@@ -60,6 +74,10 @@ pub(crate) enum Outcome {
         version_id: Option<String>,
         delete_marker: bool,
     },
+    Retag {
+        version_id: Option<String>,
+    },
+    Abort,
     Settings,
 }
 
@@ -146,7 +164,7 @@ async fn worker(inner: Arc<Inner>, bucket: Arc<Bucket>) {
             q.ops.drain(..n).collect()
         };
         inner.stats.record_batch(batch.len());
-        let (mutations, replies): (Vec<Mutation>, Vec<_>) =
+        let (mut mutations, mut replies): (Vec<Mutation>, Vec<_>) =
             batch.into_iter().map(|p| (p.mutation, p.reply)).unzip();
         let results = match commit_batch(&inner, &bucket, &mutations).await {
             Ok(results) => results,
@@ -160,6 +178,16 @@ async fn worker(inner: Arc<Inner>, bucket: Arc<Bucket>) {
                     .collect()
             }
         };
+        // What the batch did not take goes back to the front of the queue.
+        let taken = results.len().max(1).min(mutations.len());
+        let rest: Vec<Pending> = mutations
+            .drain(taken..)
+            .zip(replies.drain(taken..))
+            .map(|(mutation, reply)| Pending { mutation, reply })
+            .collect();
+        if !rest.is_empty() {
+            bucket.queue().ops.splice(0..0, rest);
+        }
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
@@ -194,8 +222,22 @@ async fn load_head(inner: &Inner, bucket: &Bucket) -> Result<Head, EngineError> 
 struct Current {
     version_id: String,
     manifest_cid: Cid,
+    /// The manifest's own `prev`: where the chain continues below it.
+    prev: Option<Cid>,
     etag: String,
     delete_marker: bool,
+}
+
+impl Current {
+    fn of(v: &ObjectVersion) -> Current {
+        Current {
+            version_id: v.version_id.clone(),
+            manifest_cid: v.manifest_cid,
+            prev: v.manifest.prev,
+            etag: v.manifest.etag.clone(),
+            delete_marker: v.manifest.delete_marker,
+        }
+    }
 }
 
 /// A fresh, roughly time-ordered, opaque version id.
@@ -204,35 +246,196 @@ fn new_version_id() -> String {
 }
 
 struct Plan {
+    /// One per mutation planned; mutations past `results.len()` wait for
+    /// the next batch (they need index rows this batch changes).
     results: Vec<Result<Outcome, EngineError>>,
     ops: Vec<Op>,
     changes: Vec<RowChange>,
     blocks: Vec<Block>,
     receipt: Receipt,
     settings: Option<BucketSettings>,
+    completed_uploads: Vec<String>,
+    /// (result slot, upload id) of the aborts to carry out.
+    aborts: Vec<(usize, String)>,
+}
+
+/// What planning knows beyond the committed index rows.
+#[derive(Default)]
+struct Seen {
+    current: HashMap<String, Option<Current>>,
+    /// Keys whose rows this batch changes.
+    touched: HashSet<String>,
+    /// Uploads this batch completes or aborts.
+    closed: HashSet<String>,
 }
 
 async fn current(
     inner: &Inner,
     bucket: &str,
-    seen: &mut HashMap<String, Option<Current>>,
+    seen: &mut Seen,
     key: &str,
 ) -> Result<Option<Current>, EngineError> {
-    if let Some(c) = seen.get(key) {
+    if let Some(c) = seen.current.get(key) {
         return Ok(c.clone());
     }
     let c = inner
         .index
         .object(bucket, key, None)
         .await?
-        .map(|v| Current {
-            version_id: v.version_id,
-            manifest_cid: v.manifest_cid,
-            etag: v.manifest.etag,
-            delete_marker: v.manifest.delete_marker,
-        });
-    seen.insert(key.to_string(), c.clone());
+        .map(|v| Current::of(&v));
+    seen.current.insert(key.to_string(), c.clone());
     Ok(c)
+}
+
+/// Every version of `key`, newest first, with manifests.
+async fn key_versions(
+    inner: &Inner,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<ObjectVersion>, EngineError> {
+    let mut out = Vec::new();
+    let mut q = VersionQuery {
+        prefix: key.to_string(),
+        max_keys: 1000,
+        ..Default::default()
+    };
+    loop {
+        let page = inner.index.list_versions(bucket, &q).await?;
+        let mut past = false;
+        for v in &page.versions {
+            if v.key != key {
+                // Versions come key by key: the key's own are all first.
+                past = true;
+                break;
+            }
+            if let Some(full) = inner.index.object(bucket, key, Some(&v.version_id)).await? {
+                out.push(full);
+            }
+        }
+        if past || !page.truncated {
+            return Ok(out);
+        }
+        q.key_marker = page.next_key_marker;
+        q.version_id_marker = page.next_version_id_marker;
+    }
+}
+
+/// Replaces (`Some`) or removes (`None`) one version of a key and re-links
+/// the newer versions above it, so the `prev` chain from the MST value
+/// holds exactly the versions the index keeps. Returns the key's new
+/// current version.
+async fn rewrite_chain(
+    inner: &Inner,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    replacement: Option<Manifest>,
+    plan: &mut Plan,
+) -> Result<Option<Current>, EngineError> {
+    let versions = key_versions(inner, bucket, key).await?;
+    let Some(at) = versions.iter().position(|v| v.version_id == version_id) else {
+        return Err(EngineError::NoSuchVersion {
+            key: key.to_string(),
+            version_id: version_id.to_string(),
+        });
+    };
+    let mut below = match replacement {
+        Some(mut m) => {
+            m.prev = versions[at].manifest.prev;
+            let block = m.to_block()?;
+            let cid = *block.cid();
+            plan.changes.push(RowChange::Replace {
+                key: key.to_string(),
+                version_id: version_id.to_string(),
+                manifest_cid: cid,
+                manifest: m,
+            });
+            plan.blocks.push(block);
+            Some((cid, versions[at].clone()))
+        }
+        None => {
+            plan.changes.push(RowChange::Delete {
+                key: key.to_string(),
+                version_id: version_id.to_string(),
+            });
+            None
+        }
+    };
+    let mut below_cid = match &below {
+        Some((cid, _)) => Some(*cid),
+        None => versions[at].manifest.prev,
+    };
+    for v in versions[..at].iter().rev() {
+        let mut m = v.manifest.clone();
+        m.prev = below_cid;
+        let block = m.to_block()?;
+        let cid = *block.cid();
+        plan.changes.push(RowChange::Replace {
+            key: key.to_string(),
+            version_id: v.version_id.clone(),
+            manifest_cid: cid,
+            manifest: m,
+        });
+        plan.blocks.push(block);
+        below_cid = Some(cid);
+        below = Some((cid, v.clone()));
+    }
+    // The newest surviving version, with its (possibly new) CID.
+    let latest = match below {
+        Some((cid, v)) => Some(Current {
+            manifest_cid: cid,
+            ..Current::of(&v)
+        }),
+        None => versions.get(at + 1).map(Current::of),
+    };
+    match &latest {
+        Some(c) => plan.ops.push(Op::put(key.as_bytes(), c.manifest_cid)),
+        None => plan.ops.push(Op::delete(key.as_bytes())),
+    }
+    Ok(latest)
+}
+
+/// Where a new manifest's `prev` points, given the version it goes on
+/// top of. A new null version replaces any older null version, which
+/// therefore leaves the chain. `None` means: defer to the next batch.
+async fn chain_below(
+    inner: &Inner,
+    bucket: &str,
+    key: &str,
+    versioning: Versioning,
+    new_is_null: bool,
+    cur: Option<Current>,
+    seen: &mut Seen,
+    plan: &mut Plan,
+) -> Result<Option<Option<Cid>>, EngineError> {
+    if versioning == Versioning::Unversioned {
+        return Ok(Some(None));
+    }
+    let Some(cur) = cur else {
+        return Ok(Some(None));
+    };
+    if !new_is_null {
+        return Ok(Some(Some(cur.manifest_cid)));
+    }
+    if cur.version_id == NULL_VERSION {
+        // Replacing the current null version: keep what lies below it.
+        return Ok(Some(cur.prev));
+    }
+    if seen.touched.contains(key) {
+        return Ok(None);
+    }
+    if inner
+        .index
+        .object(bucket, key, Some(NULL_VERSION))
+        .await?
+        .is_some()
+    {
+        let latest = rewrite_chain(inner, bucket, key, NULL_VERSION, None, plan).await?;
+        // rewrite_chain pushed an MST op for the key; the new version's
+        // own op, later in the list, wins.
+        return Ok(Some(latest.map(|c| c.manifest_cid)));
+    }
+    Ok(Some(Some(cur.manifest_cid)))
 }
 
 /// Decides what each mutation does given `head`, in queue order.
@@ -249,17 +452,45 @@ async fn plan(
         blocks: Vec::new(),
         receipt: Receipt::default(),
         settings: None,
+        completed_uploads: Vec::new(),
+        aborts: Vec::new(),
     };
     let mut settings = head.settings.clone();
-    let mut seen: HashMap<String, Option<Current>> = HashMap::new();
+    let mut seen = Seen::default();
     for m in mutations {
+        // A mutation that reads a key's version rows must not follow a
+        // change to that key in the same batch: it goes in the next one.
+        let reads_rows = match m {
+            Mutation::Delete {
+                key,
+                version_id: Some(_),
+            }
+            | Mutation::Retag { key, .. } => Some(key),
+            _ => None,
+        };
+        if let Some(key) = reads_rows
+            && seen.touched.contains(key)
+        {
+            break;
+        }
+        let slot = plan.results.len();
         let result = match m {
             Mutation::Put {
                 key,
                 manifest,
                 condition,
                 receipt,
+                upload,
             } => {
+                if let Some(id) = upload {
+                    let open = !seen.closed.contains(id)
+                        && inner.index.upload(bucket, id).await?.is_some();
+                    if !open {
+                        plan.results
+                            .push(Err(EngineError::NoSuchUpload(id.clone())));
+                        continue;
+                    }
+                }
                 // Only conditions and version chains need the current
                 // version; an unconditional overwrite in an unversioned
                 // bucket costs no index read.
@@ -286,20 +517,30 @@ async fn plan(
                         })));
                     continue;
                 }
-                let mut manifest = manifest.as_ref().clone();
                 let version_id = match settings.versioning {
                     Versioning::Enabled => new_version_id(),
                     Versioning::Suspended | Versioning::Unversioned => NULL_VERSION.to_string(),
                 };
-                manifest.version_id = (version_id != NULL_VERSION).then(|| version_id.clone());
-                // With versioning, each manifest links the version before
+                let is_null = version_id == NULL_VERSION;
+                // With versioning, each manifest links the version below
                 // it, so history is reachable from the head.
-                if settings.versioning != Versioning::Unversioned
-                    && let Some(c) = &cur
-                    && !(c.version_id == NULL_VERSION && version_id == NULL_VERSION)
-                {
-                    manifest.prev = Some(c.manifest_cid);
-                }
+                let Some(prev) = chain_below(
+                    inner,
+                    bucket,
+                    key,
+                    settings.versioning,
+                    is_null,
+                    cur,
+                    &mut seen,
+                    &mut plan,
+                )
+                .await?
+                else {
+                    break;
+                };
+                let mut manifest = manifest.as_ref().clone();
+                manifest.version_id = (!is_null).then(|| version_id.clone());
+                manifest.prev = prev;
                 let block = manifest.to_block()?;
                 let cid = *block.cid();
                 plan.ops.push(Op::put(key.as_bytes(), cid));
@@ -311,11 +552,17 @@ async fn plan(
                 });
                 plan.blocks.push(block);
                 plan.receipt = plan.receipt.merge(*receipt);
-                seen.insert(
+                if let Some(id) = upload {
+                    seen.closed.insert(id.clone());
+                    plan.completed_uploads.push(id.clone());
+                }
+                seen.touched.insert(key.clone());
+                seen.current.insert(
                     key.clone(),
                     Some(Current {
                         version_id: version_id.clone(),
                         manifest_cid: cid,
+                        prev,
                         etag: manifest.etag.clone(),
                         delete_marker: false,
                     }),
@@ -339,7 +586,8 @@ async fn plan(
                                 key: key.clone(),
                                 version_id: NULL_VERSION.into(),
                             });
-                            seen.insert(key.clone(), None);
+                            seen.touched.insert(key.clone());
+                            seen.current.insert(key.clone(), None);
                         }
                         Ok(Outcome::Delete {
                             version_id: None,
@@ -353,20 +601,27 @@ async fn plan(
                         } else {
                             NULL_VERSION.to_string()
                         };
+                        let is_null = vid == NULL_VERSION;
+                        let Some(prev) = chain_below(
+                            inner,
+                            bucket,
+                            key,
+                            settings.versioning,
+                            is_null,
+                            cur,
+                            &mut seen,
+                            &mut plan,
+                        )
+                        .await?
+                        else {
+                            break;
+                        };
                         let mut marker = Manifest::delete_marker(
                             key.clone(),
-                            if vid == NULL_VERSION {
-                                String::new()
-                            } else {
-                                vid.clone()
-                            },
+                            if is_null { String::new() } else { vid.clone() },
                             now_ms(),
                         );
-                        if let Some(c) = &cur
-                            && !(c.version_id == NULL_VERSION && vid == NULL_VERSION)
-                        {
-                            marker.prev = Some(c.manifest_cid);
-                        }
+                        marker.prev = prev;
                         let block = marker.to_block()?;
                         let cid = *block.cid();
                         plan.ops.push(Op::put(key.as_bytes(), cid));
@@ -377,17 +632,19 @@ async fn plan(
                             manifest: marker,
                         });
                         plan.blocks.push(block);
-                        seen.insert(
+                        seen.touched.insert(key.clone());
+                        seen.current.insert(
                             key.clone(),
                             Some(Current {
                                 version_id: vid.clone(),
                                 manifest_cid: cid,
+                                prev,
                                 etag: String::new(),
                                 delete_marker: true,
                             }),
                         );
                         Ok(Outcome::Delete {
-                            version_id: (vid != NULL_VERSION).then_some(vid),
+                            version_id: (!is_null).then_some(vid),
                             delete_marker: true,
                         })
                     }
@@ -398,32 +655,70 @@ async fn plan(
                 version_id: Some(vid),
             } => {
                 // Permanently removing one version.
-                let target = inner.index.object(bucket, key, Some(vid)).await?;
-                match target {
+                match inner.index.object(bucket, key, Some(vid)).await? {
                     None => Ok(Outcome::Delete {
                         version_id: Some(vid.clone()),
                         delete_marker: false,
                     }),
                     Some(t) => {
-                        plan.changes.push(RowChange::Delete {
-                            key: key.clone(),
-                            version_id: vid.clone(),
-                        });
-                        let cur = current(inner, bucket, &mut seen, key).await?;
-                        if cur.as_ref().is_some_and(|c| &c.version_id == vid) {
-                            // The newest remaining version becomes the MST value.
-                            let next = next_latest(inner, bucket, key, vid).await?;
-                            match &next {
-                                Some(n) => plan.ops.push(Op::put(key.as_bytes(), n.manifest_cid)),
-                                None => plan.ops.push(Op::delete(key.as_bytes())),
-                            }
-                            seen.insert(key.clone(), next);
-                        }
+                        let latest =
+                            rewrite_chain(inner, bucket, key, vid, None, &mut plan).await?;
+                        seen.touched.insert(key.clone());
+                        seen.current.insert(key.clone(), latest);
                         Ok(Outcome::Delete {
                             version_id: Some(vid.clone()),
                             delete_marker: t.is_delete_marker(),
                         })
                     }
+                }
+            }
+            Mutation::Retag {
+                key,
+                version_id,
+                tags,
+            } => {
+                let target = inner
+                    .index
+                    .object(bucket, key, version_id.as_deref())
+                    .await?;
+                match target {
+                    None => Err(match version_id {
+                        Some(v) => EngineError::NoSuchVersion {
+                            key: key.clone(),
+                            version_id: v.clone(),
+                        },
+                        None => EngineError::NoSuchKey(key.clone()),
+                    }),
+                    Some(t) if t.is_delete_marker() => Err(match version_id {
+                        Some(_) => {
+                            EngineError::MethodNotAllowed("a delete marker cannot carry tags")
+                        }
+                        None => EngineError::NoSuchKey(key.clone()),
+                    }),
+                    Some(t) => {
+                        let mut m = t.manifest.clone();
+                        m.tags = tags.clone();
+                        m.modified = now_ms().max(m.created);
+                        let latest =
+                            rewrite_chain(inner, bucket, key, &t.version_id, Some(m), &mut plan)
+                                .await?;
+                        seen.touched.insert(key.clone());
+                        seen.current.insert(key.clone(), latest);
+                        Ok(Outcome::Retag {
+                            version_id: (t.version_id != NULL_VERSION).then_some(t.version_id),
+                        })
+                    }
+                }
+            }
+            Mutation::Abort { upload_id } => {
+                let open = !seen.closed.contains(upload_id)
+                    && inner.index.upload(bucket, upload_id).await?.is_some();
+                if open {
+                    seen.closed.insert(upload_id.clone());
+                    plan.aborts.push((slot, upload_id.clone()));
+                    Ok(Outcome::Abort)
+                } else {
+                    Err(EngineError::NoSuchUpload(upload_id.clone()))
                 }
             }
             Mutation::Settings(s) => {
@@ -437,44 +732,21 @@ async fn plan(
     Ok(plan)
 }
 
-/// The version that becomes current when `removed` (the current one) goes.
-async fn next_latest(
-    inner: &Inner,
-    bucket: &str,
-    key: &str,
-    removed: &str,
-) -> Result<Option<Current>, EngineError> {
-    let page = inner
-        .index
-        .list_versions(
-            bucket,
-            &billet_index::VersionQuery {
-                prefix: key.to_string(),
-                max_keys: 2,
-                ..Default::default()
-            },
-        )
-        .await?;
-    let next = page
-        .versions
-        .into_iter()
-        .find(|v| v.key == key && v.version_id != removed);
-    match next {
-        None => Ok(None),
-        Some(v) => {
-            let full = inner.index.object(bucket, key, Some(&v.version_id)).await?;
-            Ok(full.map(|f| Current {
-                version_id: f.version_id,
-                manifest_cid: f.manifest_cid,
-                etag: f.manifest.etag,
-                delete_marker: f.manifest.delete_marker,
-            }))
+/// Carries out a plan's aborts (after its commit, if it had one).
+async fn run_aborts(inner: &Inner, bucket: &str, plan: &mut Plan) {
+    for (slot, id) in std::mem::take(&mut plan.aborts) {
+        if let Err(e) = inner.index.abort_upload(bucket, &id).await {
+            plan.results[slot] = Err(match e {
+                IndexError::NoSuchUpload(u) => EngineError::NoSuchUpload(u),
+                other => other.into(),
+            });
         }
     }
 }
 
 /// Commits one batch, re-planning on a head conflict (another writer moved
-/// the head: a second node, an import). Returns one result per mutation.
+/// the head: a second node, an import). Returns one result per mutation
+/// it took, in order: a prefix of `mutations` (see [`Plan::results`]).
 async fn commit_batch(
     inner: &Arc<Inner>,
     bucket: &Arc<Bucket>,
@@ -484,9 +756,11 @@ async fn commit_batch(
     loop {
         attempts += 1;
         let head = load_head(inner, bucket).await?;
-        let plan = plan(inner, &bucket.name, &head, mutations).await?;
+        let mut plan = plan(inner, &bucket.name, &head, mutations).await?;
         if plan.changes.is_empty() && plan.settings.is_none() {
-            // Nothing to commit (failed conditions, deletes of absent keys).
+            // Nothing to commit (failed conditions, deletes of absent keys,
+            // aborts).
+            run_aborts(inner, &bucket.name, &mut plan).await;
             return Ok(plan.results);
         }
         let store = inner.store.clone();
@@ -510,7 +784,7 @@ async fn commit_batch(
         )
         .to_block()?;
         let commit_cid = *commit.cid();
-        let mut catalog = plan.blocks;
+        let mut catalog = std::mem::take(&mut plan.blocks);
         catalog.extend(applied.blocks);
         catalog.push(commit);
         for b in &catalog {
@@ -530,9 +804,9 @@ async fn commit_batch(
             expected_head: head.commit,
             head: commit_cid,
             seq: head.seq + 1,
-            settings: plan.settings,
-            changes: plan.changes,
-            completed_uploads: vec![],
+            settings: plan.settings.take(),
+            changes: std::mem::take(&mut plan.changes),
+            completed_uploads: std::mem::take(&mut plan.completed_uploads),
             mmr: vec![],
         };
         match inner.index.commit(batch).await {
@@ -544,6 +818,7 @@ async fn commit_batch(
                     root: applied.root,
                     settings,
                 });
+                run_aborts(inner, &bucket.name, &mut plan).await;
                 return Ok(plan.results);
             }
             Err(IndexError::Conflict { .. }) if attempts < 8 => {

@@ -17,4 +17,4 @@ mod manifest;
 
 pub use commit::{BucketSettings, Commit, Versioning};
 pub use error::RecordError;
-pub use manifest::{ChecksumType, Manifest, etag_is_valid};
+pub use manifest::{ChecksumType, MAX_PARTS, Manifest, etag_is_valid};

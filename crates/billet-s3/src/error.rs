@@ -34,6 +34,13 @@ pub(crate) fn to_s3(e: EngineError) -> S3Error {
         ),
         EngineError::NoSuchUpload(u) => s3_error!(NoSuchUpload, "Upload {u} does not exist"),
         EngineError::Invalid(why) => s3_error!(InvalidRequest, "{why}"),
+        EngineError::InvalidPart(why) => s3_error!(InvalidPart, "{why}"),
+        EngineError::InvalidPartOrder => s3_error!(
+            InvalidPartOrder,
+            "The list of parts was not in ascending order. Parts must be ordered by part number."
+        ),
+        e @ EngineError::EntityTooSmall { .. } => s3_error!(EntityTooSmall, "{e}"),
+        EngineError::MethodNotAllowed(why) => s3_error!(MethodNotAllowed, "{why}"),
         EngineError::Index(IndexError::NoSuchBucket(b)) => {
             s3_error!(NoSuchBucket, "The specified bucket does not exist: {b}")
         }

@@ -6,8 +6,10 @@
 mod auth;
 mod error;
 mod listing;
+mod multipart;
 mod objects;
 mod s3;
+mod tagging;
 mod util;
 
 use billet_engine::Engine;

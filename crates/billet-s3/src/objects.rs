@@ -56,18 +56,22 @@ impl Checksums {
     }
 }
 
-/// The system headers a PUT or a REPLACE copy sets.
-struct SystemHeaders {
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-    content_disposition: Option<String>,
-    content_language: Option<String>,
-    cache_control: Option<String>,
-    expires: Option<Timestamp>,
+/// The system headers a PUT, a REPLACE copy or a multipart upload sets.
+pub(crate) struct SystemHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<Timestamp>,
 }
 
 impl SystemHeaders {
-    fn into_meta(self, metadata: Option<Metadata>, tags: BTreeMap<String, String>) -> ObjectMeta {
+    pub(crate) fn into_meta(
+        self,
+        metadata: Option<Metadata>,
+        tags: BTreeMap<String, String>,
+    ) -> ObjectMeta {
         ObjectMeta {
             content_type: self.content_type,
             content_encoding: self.content_encoding,
@@ -85,7 +89,7 @@ impl SystemHeaders {
     }
 }
 
-fn condition(
+pub(crate) fn condition(
     if_match: Option<ETagCondition>,
     if_none_match: Option<ETagCondition>,
 ) -> S3Result<Option<Condition>> {
@@ -352,6 +356,7 @@ pub(crate) async fn resolve_read(
     key: &str,
     version_id: Option<&str>,
     range: Option<&Range>,
+    part_number: Option<i32>,
     conds: (
         Option<&ETagCondition>,
         Option<&Timestamp>,
@@ -368,9 +373,32 @@ pub(crate) async fn resolve_read(
     }
     check_read_conditions(&v, conds.0, conds.1, conds.2, conds.3)?;
     let size = v.size();
-    let (start, end, content_range) = match range {
-        None => (0, size, None),
-        Some(r) => {
+    let (start, end, content_range) = match (range, part_number) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        (None, Some(n)) => {
+            let (start, end) = u32::try_from(n)
+                .ok()
+                .and_then(|n| Engine::part_range(&v.manifest, n))
+                .ok_or_else(|| {
+                    let mut e = S3Error::with_message(
+                        s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
+                        "The requested partnumber is not satisfiable",
+                    );
+                    e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                    e
+                })?;
+            // S3 sends Content-Range for a part of a multipart object.
+            let cr = (v.manifest.is_multipart() && end > start)
+                .then(|| format!("bytes {}-{}/{}", start, end - 1, size));
+            (start, end, cr)
+        }
+        (None, None) => (0, size, None),
+        (Some(r), None) => {
             let rg = r
                 .check(size)
                 .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
@@ -395,6 +423,7 @@ pub(crate) async fn get_object(
         &i.key,
         i.version_id.as_deref(),
         i.range.as_ref(),
+        i.part_number,
         (
             i.if_match.as_ref(),
             i.if_unmodified_since.as_ref(),
@@ -455,6 +484,7 @@ pub(crate) async fn head_object(
         &i.key,
         i.version_id.as_deref(),
         i.range.as_ref(),
+        i.part_number,
         (
             i.if_match.as_ref(),
             i.if_unmodified_since.as_ref(),
@@ -590,59 +620,79 @@ pub(crate) async fn delete_objects(
     }))
 }
 
+/// (bucket, key, version) of `x-amz-copy-source`.
+pub(crate) fn copy_source(c: &CopySource) -> S3Result<(String, String, Option<String>)> {
+    match c {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => Ok((
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_deref().map(str::to_string),
+        )),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "Access point copy sources are not supported"
+        )),
+    }
+}
+
+/// The `x-amz-copy-source-if-*` conditions, in the order S3 applies them:
+/// (If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since).
+pub(crate) fn check_copy_source(
+    src: &ObjectVersion,
+    conds: (
+        Option<&ETagCondition>,
+        Option<&Timestamp>,
+        Option<&ETagCondition>,
+        Option<&Timestamp>,
+    ),
+) -> S3Result<()> {
+    if src.is_delete_marker() {
+        return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
+    }
+    check_read_conditions(src, conds.0, conds.1, None, None)?;
+    let failed = || {
+        s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )
+    };
+    if let Some(c) = conds.2
+        && etag_matches(c, src.etag())
+    {
+        return Err(failed());
+    }
+    if let Some(t) = conds.3
+        && src.last_modified_ms() / 1000 <= millis(t) / 1000
+    {
+        return Err(failed());
+    }
+    Ok(())
+}
+
 pub(crate) async fn copy_object(
     engine: &Engine,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let i = req.input;
-    let (src_bucket, src_key, src_version) = match &i.copy_source {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => (
-            bucket.to_string(),
-            key.to_string(),
-            version_id.as_deref().map(str::to_string),
-        ),
-        _ => {
-            return Err(s3_error!(
-                NotImplemented,
-                "Access point copy sources are not supported"
-            ));
-        }
-    };
+    let (src_bucket, src_key, src_version) = copy_source(&i.copy_source)?;
     engine.bucket(&i.bucket).await.map_err(to_s3)?;
     let src = engine
         .object(&src_bucket, &src_key, src_version.as_deref())
         .await
         .map_err(to_s3)?;
-    if src.is_delete_marker() {
-        return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
-    }
-    check_read_conditions(
+    check_copy_source(
         &src,
-        i.copy_source_if_match.as_ref(),
-        i.copy_source_if_unmodified_since.as_ref(),
-        None,
-        None,
+        (
+            i.copy_source_if_match.as_ref(),
+            i.copy_source_if_unmodified_since.as_ref(),
+            i.copy_source_if_none_match.as_ref(),
+            i.copy_source_if_modified_since.as_ref(),
+        ),
     )?;
-    if let Some(c) = &i.copy_source_if_none_match
-        && etag_matches(c, src.etag())
-    {
-        return Err(s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        ));
-    }
-    if let Some(t) = &i.copy_source_if_modified_since
-        && src.last_modified_ms() / 1000 <= millis(t) / 1000
-    {
-        return Err(s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        ));
-    }
     let replace = i
         .metadata_directive
         .as_ref()

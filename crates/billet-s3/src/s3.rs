@@ -8,7 +8,7 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use crate::auth::IndexAuth;
 use crate::error::to_s3;
 use crate::util::timestamp;
-use crate::{listing, objects};
+use crate::{listing, multipart, objects, tagging};
 
 /// billet's S3 front end.
 #[derive(Debug, Clone)]
@@ -206,12 +206,6 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        if req.input.part_number.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "partNumber reads arrive with multipart uploads"
-            ));
-        }
         objects::get_object(&self.engine, req).await
     }
 
@@ -219,12 +213,6 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        if req.input.part_number.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "partNumber reads arrive with multipart uploads"
-            ));
-        }
         objects::head_object(&self.engine, req).await
     }
 
@@ -263,6 +251,99 @@ impl S3 for BilletS3 {
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let owner = self.owner_dto(&req).await?;
         listing::list_objects_v2(&self.engine, &owner, req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        multipart::create(&self.engine, req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        multipart::upload_part(&self.engine, req, self.max_put_bytes).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        multipart::upload_part_copy(&self.engine, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        multipart::complete(&self.engine, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        multipart::abort(&self.engine, req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let owner = self.owner_dto(&req).await?;
+        multipart::list_parts(&self.engine, &owner, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let owner = self.owner_dto(&req).await?;
+        multipart::list_uploads(&self.engine, &owner, req).await
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        tagging::put_object_tagging(&self.engine, req).await
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        tagging::get_object_tagging(&self.engine, req).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        tagging::delete_object_tagging(&self.engine, req).await
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        tagging::put_bucket_tagging(&self.engine, req).await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        tagging::get_bucket_tagging(&self.engine, req).await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        tagging::delete_bucket_tagging(&self.engine, req).await
     }
 
     async fn list_object_versions(

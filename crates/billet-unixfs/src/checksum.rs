@@ -70,6 +70,74 @@ impl ChecksumValue {
     }
 }
 
+impl ChecksumAlgorithm {
+    fn crc(self) -> Option<CrcAlgorithm> {
+        match self {
+            ChecksumAlgorithm::Crc32 => Some(CrcAlgorithm::Crc32IsoHdlc),
+            ChecksumAlgorithm::Crc32c => Some(CrcAlgorithm::Crc32Iscsi),
+            ChecksumAlgorithm::Crc64Nvme => Some(CrcAlgorithm::Crc64Nvme),
+            ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+        }
+    }
+
+    /// Whether a whole-object checksum can be derived from the parts'
+    /// checksums alone (CRCs combine; SHA digests do not).
+    pub fn combines(self) -> bool {
+        self.crc().is_some()
+    }
+}
+
+fn crc_bytes(algorithm: ChecksumAlgorithm, v: u64) -> Vec<u8> {
+    if algorithm == ChecksumAlgorithm::Crc64Nvme {
+        v.to_be_bytes().to_vec()
+    } else {
+        (v as u32).to_be_bytes().to_vec()
+    }
+}
+
+fn crc_value(digest: &[u8]) -> u64 {
+    digest
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+}
+
+/// The S3 composite checksum of a multipart upload: the algorithm over the
+/// concatenation of the parts' raw checksums (S3 shows it with `-N`).
+pub fn composite_checksum(algorithm: ChecksumAlgorithm, parts: &[&[u8]]) -> ChecksumValue {
+    let mut c = Checksummer::new(&[algorithm]);
+    for p in parts {
+        c.update(p);
+    }
+    let mut out = c.finish();
+    out.remove(0)
+}
+
+/// The CRC of a whole object from its parts' CRCs and lengths, without
+/// reading a byte (S3's `FULL_OBJECT` checksum type). `None` for SHA
+/// algorithms, which do not combine.
+pub fn combine_full_object(
+    algorithm: ChecksumAlgorithm,
+    parts: &[(&[u8], u64)],
+) -> Option<ChecksumValue> {
+    let crc = algorithm.crc()?;
+    let mut acc: Option<u64> = None;
+    for (digest, len) in parts {
+        let v = crc_value(digest);
+        acc = Some(match acc {
+            None => v,
+            Some(a) => crc_fast::checksum_combine(crc, a, v, *len),
+        });
+    }
+    let v = match acc {
+        Some(v) => v,
+        None => crc_fast::checksum(crc, b""),
+    };
+    Some(ChecksumValue {
+        algorithm,
+        digest: crc_bytes(algorithm, v),
+    })
+}
+
 enum State {
     Crc(ChecksumAlgorithm, CrcDigest),
     Sha1(Sha1),
@@ -96,18 +164,10 @@ impl Checksummer {
         algorithms.dedup();
         let states = algorithms
             .into_iter()
-            .map(|a| match a {
-                ChecksumAlgorithm::Crc32 => {
-                    State::Crc(a, CrcDigest::new(CrcAlgorithm::Crc32IsoHdlc))
-                }
-                ChecksumAlgorithm::Crc32c => {
-                    State::Crc(a, CrcDigest::new(CrcAlgorithm::Crc32Iscsi))
-                }
-                ChecksumAlgorithm::Crc64Nvme => {
-                    State::Crc(a, CrcDigest::new(CrcAlgorithm::Crc64Nvme))
-                }
-                ChecksumAlgorithm::Sha1 => State::Sha1(Sha1::new()),
-                ChecksumAlgorithm::Sha256 => State::Sha256(Sha256::new()),
+            .map(|a| match (a, a.crc()) {
+                (_, Some(crc)) => State::Crc(a, CrcDigest::new(crc)),
+                (ChecksumAlgorithm::Sha1, None) => State::Sha1(Sha1::new()),
+                _ => State::Sha256(Sha256::new()),
             })
             .collect();
         Checksummer { states }
@@ -131,15 +191,10 @@ impl Checksummer {
         self.states
             .into_iter()
             .map(|s| match s {
-                State::Crc(algorithm, d) => {
-                    let v = d.finalize();
-                    let digest = if algorithm == ChecksumAlgorithm::Crc64Nvme {
-                        v.to_be_bytes().to_vec()
-                    } else {
-                        (v as u32).to_be_bytes().to_vec()
-                    };
-                    ChecksumValue { algorithm, digest }
-                }
+                State::Crc(algorithm, d) => ChecksumValue {
+                    algorithm,
+                    digest: crc_bytes(algorithm, d.finalize()),
+                },
                 State::Sha1(h) => ChecksumValue {
                     algorithm: ChecksumAlgorithm::Sha1,
                     digest: h.finalize().to_vec(),
@@ -196,6 +251,42 @@ mod tests {
             b64(ChecksumAlgorithm::Sha256, body),
             "ZOyIygCyaOW6GjVnihtTFtIS9PNmskdyMlNKiuyjfzw="
         );
+    }
+
+    #[test]
+    fn combined_crcs_equal_the_crc_of_the_whole() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let cuts = [0usize, 1, 4096, 65_537, 99_999, 100_000];
+        for a in ChecksumAlgorithm::ALL {
+            let whole = {
+                let mut c = Checksummer::new(&[a]);
+                c.update(&body);
+                c.finish().remove(0)
+            };
+            let parts: Vec<(Vec<u8>, u64)> = cuts
+                .windows(2)
+                .map(|w| {
+                    let mut c = Checksummer::new(&[a]);
+                    c.update(&body[w[0]..w[1]]);
+                    (c.finish().remove(0).digest, (w[1] - w[0]) as u64)
+                })
+                .collect();
+            let refs: Vec<(&[u8], u64)> = parts.iter().map(|(d, l)| (d.as_slice(), *l)).collect();
+            match combine_full_object(a, &refs) {
+                Some(v) => assert_eq!(v, whole, "{a:?}"),
+                None => assert!(!a.combines(), "{a:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn composite_is_the_checksum_of_the_concatenated_part_checksums() {
+        let p1 = [1u8, 2, 3, 4];
+        let p2 = [5u8, 6, 7, 8];
+        let got = composite_checksum(ChecksumAlgorithm::Crc32, &[&p1, &p2]);
+        let mut c = Checksummer::new(&[ChecksumAlgorithm::Crc32]);
+        c.update(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(got, c.finish().remove(0));
     }
 
     #[test]

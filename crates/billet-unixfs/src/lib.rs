@@ -19,7 +19,9 @@ mod layout;
 mod pb;
 mod reader;
 
-pub use checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer};
+pub use checksum::{
+    ChecksumAlgorithm, ChecksumValue, Checksummer, combine_full_object, composite_checksum,
+};
 pub use error::UnixfsError;
 pub use ingest::{BlockSink, IngestError, IngestOptions, Ingested, ingest, ingest_bytes};
 pub use layout::{Chunker, FileLayout, Link};

@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub chunk_size: Option<usize>,
     pub cache_bytes: Option<u64>,
     pub max_put_bytes: Option<u64>,
+    pub min_part_size: Option<u64>,
+    pub upload_expiry_secs: Option<u64>,
     pub log_level: Option<String>,
     #[serde(default)]
     pub index: IndexFile,
@@ -99,6 +101,10 @@ pub struct Config {
     pub chunk_size: usize,
     pub cache_bytes: u64,
     pub max_put_bytes: u64,
+    /// Smallest multipart part but the last.
+    pub min_part_size: u64,
+    /// Multipart uploads older than this are aborted.
+    pub upload_expiry: Duration,
     pub log_level: String,
     pub index: IndexBackend,
     pub log: billet_log::LogConfig,
@@ -172,6 +178,10 @@ impl Config {
             chunk_size,
             cache_bytes: file.cache_bytes.unwrap_or(16 << 20),
             max_put_bytes: file.max_put_bytes.unwrap_or(5 << 30),
+            min_part_size: file.min_part_size.unwrap_or(5 << 20),
+            upload_expiry: Duration::from_secs(
+                file.upload_expiry_secs.unwrap_or(7 * 24 * 3600).max(1),
+            ),
             log_level: o
                 .log_level
                 .clone()

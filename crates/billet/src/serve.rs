@@ -45,6 +45,7 @@ pub async fn run(config: Config) -> Result<()> {
     ec.chunk_size = config.chunk_size;
     ec.cache_bytes = config.cache_bytes;
     ec.max_put_bytes = config.max_put_bytes;
+    ec.min_part_size = config.min_part_size;
     ec.log = config.log.clone();
     let engine = Engine::open(ec, index)
         .await
@@ -78,12 +79,26 @@ pub async fn run(config: Config) -> Result<()> {
 
     // Seal idle segments so they can ship, and advance the log checkpoint
     // so a restart after a power loss rolls forward only the last second.
+    // Abandoned multipart uploads are aborted once they pass the expiry,
+    // checked a few times per expiry period (at most once a minute).
+    let expiry = config.upload_expiry;
+    let sweep_every = (expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let sealer = {
         let engine = engine.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut last_sweep = std::time::Instant::now();
             loop {
                 tick.tick().await;
+                if last_sweep.elapsed() >= sweep_every {
+                    last_sweep = std::time::Instant::now();
+                    let before = billet_engine::now_ms() - expiry.as_millis() as i64;
+                    match engine.expire_uploads(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(uploads = n, "expired abandoned multipart uploads"),
+                        Err(e) => tracing::warn!(error = %e, "expiring multipart uploads failed"),
+                    }
+                }
                 let log = engine.log().clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || log.seal_due()).await {
                     tracing::warn!(error = %e, "sealing segments failed");

@@ -510,6 +510,8 @@ impl Index for PgIndex {
     async fn delete_bucket(&self, name: &str) -> Result<(), IndexError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .await?;
         let found = tx
             .query_opt("SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE", &[&name])
             .await?;
@@ -940,13 +942,19 @@ impl Index for PgIndex {
     }
 
     async fn create_upload(&self, bucket: &str, u: &Upload) -> Result<(), IndexError> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
         require_bucket(&c, bucket).await?;
-        c.execute(
+        // Upload state is authoritative (not in the log): durable before
+        // the client hears of it.
+        let tx = c.transaction().await?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .await?;
+        tx.execute(
             "INSERT INTO uploads (bucket, upload_id, key, initiated, meta) VALUES ($1, $2, $3, $4, $5)",
             &[&bucket, &u.upload_id, &u.key.as_bytes(), &u.initiated_ms, &u.meta],
         )
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -975,6 +983,8 @@ impl Index for PgIndex {
     ) -> Result<Option<Part>, IndexError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        tx.batch_execute("SET LOCAL synchronous_commit = on")
+            .await?;
         let found = tx
             .query_opt(
                 "SELECT 1 FROM uploads WHERE bucket = $1 AND upload_id = $2 FOR SHARE",

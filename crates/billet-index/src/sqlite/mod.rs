@@ -162,6 +162,24 @@ impl SqliteIndex {
         .await
     }
 
+    /// Like `with_bucket`, but the transaction `f` commits is durable when
+    /// it returns (multipart state lives only here, not in the log).
+    async fn with_bucket_durable<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Connection) -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, IndexError> {
+        self.with_bucket(name, move |c| {
+            c.pragma_update(None, "synchronous", "FULL")?;
+            let out = f(c);
+            let reset = c.pragma_update(None, "synchronous", "OFF");
+            let out = out?;
+            reset?;
+            Ok(out)
+        })
+        .await
+    }
+
     async fn with_registry<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, IndexError> + Send + 'static,
@@ -337,7 +355,7 @@ impl Index for SqliteIndex {
 
     async fn create_upload(&self, bucket: &str, upload: &Upload) -> Result<(), IndexError> {
         let u = upload.clone();
-        self.with_bucket(bucket, move |c| bucket::create_upload(c, &u))
+        self.with_bucket_durable(bucket, move |c| bucket::create_upload(c, &u))
             .await
     }
 
@@ -355,7 +373,7 @@ impl Index for SqliteIndex {
     ) -> Result<Option<Part>, IndexError> {
         let id = upload_id.to_string();
         let p = part.clone();
-        self.with_bucket(bucket, move |c| bucket::put_part(c, &id, &p))
+        self.with_bucket_durable(bucket, move |c| bucket::put_part(c, &id, &p))
             .await
     }
 
@@ -373,7 +391,7 @@ impl Index for SqliteIndex {
 
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<Part>, IndexError> {
         let id = upload_id.to_string();
-        self.with_bucket(bucket, move |c| bucket::abort_upload(c, &id))
+        self.with_bucket_durable(bucket, move |c| bucket::abort_upload(c, &id))
             .await
     }
 
