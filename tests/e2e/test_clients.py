@@ -97,9 +97,24 @@ def test_aws_cli_s3api_ranged_and_conditional(server, tmp_path):
     assert '"ContentLength": 25600' in out.stdout
 
 
-@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone missing (the test command installs it)")
-def test_rclone_sync_up_and_back(server, s3, tmp_path):
-    s3.create_bucket(Bucket="rclone-bucket")
+def test_aws_cli_cp_200_mib_uses_multipart_and_round_trips(server, s3, tmp_path):
+    aws(server, "s3", "mb", "s3://cli-big")
+    src = tmp_path / "big.bin"
+    rng = random.Random(200)
+    with open(src, "wb") as f:
+        for _ in range(200):
+            f.write(rng.randbytes(1 << 20))
+    aws(server, "s3", "cp", str(src), "s3://cli-big/big.bin", timeout=600)
+    # The CLI switched to multipart by itself (8 MiB parts): the ETag says so.
+    head = s3.head_object(Bucket="cli-big", Key="big.bin")
+    assert head["ContentLength"] == 200 << 20
+    assert head["ETag"].strip('"').endswith("-25"), head["ETag"]
+    back = tmp_path / "back.bin"
+    aws(server, "s3", "cp", "s3://cli-big/big.bin", str(back), timeout=600)
+    assert filecmp.cmp(src, back, shallow=False)
+
+
+def rclone_runner(server):
     # The AWS SDK inside rclone refuses a CA bundle over plain HTTP.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
@@ -112,13 +127,37 @@ def test_rclone_sync_up_and_back(server, s3, tmp_path):
         RCLONE_CONFIG_BILLET_REGION="us-east-1",
         RCLONE_CONFIG_BILLET_FORCE_PATH_STYLE="true",
     )
-    src = tmp_path / "src"
-    make_tree(src, 1000, seed=7, big=10)
 
     def rclone(*args):
         out = subprocess.run(["rclone", *args, "--transfers", "16", "--checkers", "16"], capture_output=True, text=True, env=env, timeout=600)
         assert out.returncode == 0, (args, out.stdout[-2000:], out.stderr[-4000:])
         return out
+
+    return rclone
+
+
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone missing (the test command installs it)")
+def test_rclone_copies_a_file_above_its_multipart_cutoff(server, s3, tmp_path):
+    s3.create_bucket(Bucket="rclone-mp")
+    rclone = rclone_runner(server)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "large.bin").write_bytes(random.Random(12).randbytes((12 << 20) + 345))
+    rclone("copy", str(src), "billet:rclone-mp", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M")
+    head = s3.head_object(Bucket="rclone-mp", Key="large.bin")
+    assert head["ETag"].strip('"').endswith("-3"), head["ETag"]
+    back = tmp_path / "back"
+    rclone("copy", "billet:rclone-mp", str(back))
+    rclone("check", str(src), "billet:rclone-mp", "--download")
+    same_trees(src, back)
+
+
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone missing (the test command installs it)")
+def test_rclone_sync_up_and_back(server, s3, tmp_path):
+    s3.create_bucket(Bucket="rclone-bucket")
+    rclone = rclone_runner(server)
+    src = tmp_path / "src"
+    make_tree(src, 1000, seed=7, big=10)
 
     rclone("sync", str(src), "billet:rclone-bucket/tree")
     back = tmp_path / "back"

@@ -107,31 +107,110 @@ fn walk(
     })
 }
 
-/// Reads a whole body (every block hashed on the way) and checks its size,
-/// SHA-256 and, for single-part bodies, its ETag.
-fn check_body(store: &CachedStore, root: &Cid, m: &Manifest) -> Result<u64, EngineError> {
-    let mut sha = sha2::Sha256::new();
-    let mut md5 = md5::Md5::new();
-    let mut n = 0u64;
-    for piece in RangeReader::new(store, *root, m.size, 0, m.size)? {
-        let piece = piece?;
-        n += piece.len() as u64;
-        sha.update(&piece);
-        if !m.is_multipart() {
-            md5.update(&piece);
+/// Checks a body's bytes against its manifest as they stream past: the
+/// size, the SHA-256 when the manifest has one, and the ETag — plain MD5,
+/// or for a multipart body each part's MD5 (cut at the manifest's part
+/// sizes) folded into `md5(concat(part MD5s))-N`.
+pub(crate) struct BodyCheck<'a> {
+    manifest: &'a Manifest,
+    sha: Option<sha2::Sha256>,
+    md5: md5::Md5,
+    part_md5s: md5::Md5,
+    part: usize,
+    left_in_part: u64,
+    seen: u64,
+}
+
+impl<'a> BodyCheck<'a> {
+    pub fn new(manifest: &'a Manifest) -> Self {
+        BodyCheck {
+            manifest,
+            sha: manifest.sha256.is_some().then(sha2::Sha256::new),
+            md5: md5::Md5::new(),
+            part_md5s: md5::Md5::new(),
+            part: 0,
+            left_in_part: manifest.parts.first().copied().unwrap_or(0),
+            seen: 0,
         }
     }
-    if m.sha256.as_deref().map(|s| s.as_ref()) != Some(sha.finalize().as_slice()) {
-        return Err(EngineError::Invalid(
-            "SHA-256 differs from the manifest".into(),
-        ));
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.seen += data.len() as u64;
+        if let Some(sha) = &mut self.sha {
+            sha.update(data);
+        }
+        if !self.manifest.is_multipart() {
+            self.md5.update(data);
+            return;
+        }
+        while !data.is_empty() {
+            // Empty parts close at once.
+            while self.left_in_part == 0 && self.part < self.manifest.parts.len() {
+                self.close_part();
+            }
+            let take = (self.left_in_part.min(data.len() as u64)) as usize;
+            if take == 0 {
+                // More bytes than the parts add up to: `finish` reports it.
+                return;
+            }
+            self.md5.update(&data[..take]);
+            self.left_in_part -= take as u64;
+            data = &data[take..];
+        }
     }
-    if !m.is_multipart() && hex::encode(md5.finalize()) != m.etag {
-        return Err(EngineError::Invalid(
-            "MD5 differs from the manifest's ETag".into(),
-        ));
+
+    fn close_part(&mut self) {
+        let digest = std::mem::replace(&mut self.md5, md5::Md5::new()).finalize();
+        self.part_md5s.update(digest);
+        self.part += 1;
+        self.left_in_part = self.manifest.parts.get(self.part).copied().unwrap_or(0);
     }
-    Ok(n)
+
+    pub fn finish(mut self) -> Result<u64, EngineError> {
+        let m = self.manifest;
+        if self.seen != m.size {
+            return Err(EngineError::Invalid(format!(
+                "the body holds {} bytes, the manifest says {}",
+                self.seen, m.size
+            )));
+        }
+        if let Some(sha) = self.sha.take()
+            && m.sha256.as_deref().map(|s| s.as_ref()) != Some(sha.finalize().as_slice())
+        {
+            return Err(EngineError::Invalid(
+                "SHA-256 differs from the manifest".into(),
+            ));
+        }
+        let etag = if m.is_multipart() {
+            while self.part < m.parts.len() {
+                self.close_part();
+            }
+            format!(
+                "{}-{}",
+                hex::encode(self.part_md5s.finalize()),
+                m.parts.len()
+            )
+        } else {
+            hex::encode(self.md5.finalize())
+        };
+        if etag != m.etag {
+            return Err(EngineError::Invalid(format!(
+                "the body's ETag is {etag}, the manifest says {}",
+                m.etag
+            )));
+        }
+        Ok(self.seen)
+    }
+}
+
+/// Reads a whole body (every block hashed on the way) and checks it
+/// against its manifest.
+fn check_body(store: &CachedStore, root: &Cid, m: &Manifest) -> Result<u64, EngineError> {
+    let mut check = BodyCheck::new(m);
+    for piece in RangeReader::new(store, *root, m.size, 0, m.size)? {
+        check.update(&piece?);
+    }
+    check.finish()
 }
 
 impl Engine {
@@ -284,4 +363,56 @@ fn order_chains(rows: Vec<ObjectVersion>) -> Vec<ObjectVersion> {
         out.extend(ordered);
     }
     out
+}
+
+#[cfg(test)]
+mod body_check_tests {
+    use super::*;
+    use md5::Md5;
+
+    fn manifest(parts: &[&[u8]]) -> Manifest {
+        let mut cat = Md5::new();
+        for p in parts {
+            cat.update(Md5::digest(p));
+        }
+        let size = parts.iter().map(|p| p.len() as u64).sum();
+        let etag = format!("{}-{}", hex::encode(cat.finalize()), parts.len());
+        let root = billet_block::cid_of(billet_block::Codec::Raw, b"x");
+        let mut m = Manifest::new("k", root, size, etag, [0; 32], 1);
+        m.sha256 = None;
+        m.parts = parts.iter().map(|p| p.len() as u64).collect();
+        m
+    }
+
+    #[test]
+    fn multipart_etag_is_checked_across_any_piece_boundaries() {
+        let parts: [&[u8]; 4] = [b"first part", b"", b"second", b"the last one"];
+        let m = manifest(&parts);
+        let whole: Vec<u8> = parts.concat();
+        for piece in [1, 3, 7, whole.len()] {
+            let mut c = BodyCheck::new(&m);
+            for chunk in whole.chunks(piece) {
+                c.update(chunk);
+            }
+            assert_eq!(c.finish().unwrap(), whole.len() as u64, "piece {piece}");
+        }
+        // One flipped byte, or bytes moved across a part boundary, fail.
+        let mut bad = whole.clone();
+        bad[12] ^= 1;
+        let mut c = BodyCheck::new(&m);
+        c.update(&bad);
+        assert!(c.finish().is_err());
+        let shifted = manifest(&[b"first par", b"", b"tsecond", b"the last one"]);
+        let mut c = BodyCheck::new(&shifted);
+        c.update(&whole);
+        let mut m2 = m.clone();
+        m2.parts = shifted.parts.clone();
+        let mut c2 = BodyCheck::new(&m2);
+        c2.update(&whole);
+        assert!(c.finish().is_ok() && c2.finish().is_err());
+        // Too few bytes.
+        let mut c = BodyCheck::new(&m);
+        c.update(&whole[..whole.len() - 1]);
+        assert!(c.finish().is_err());
+    }
 }

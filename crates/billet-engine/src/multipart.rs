@@ -357,12 +357,21 @@ impl Engine {
         let stored = self.all_parts(bucket, &upload.upload_id).await?;
         let mut parts = Vec::with_capacity(chosen.len());
         for c in chosen {
-            let p = stored.get(&c.number).ok_or_else(|| {
-                EngineError::InvalidPart(format!(
-                    "Part {} was not uploaded (or was replaced).",
+            let Some(p) = stored.get(&c.number) else {
+                // An Abort that won the race took the parts with it.
+                if self
+                    .index()
+                    .upload(bucket, &upload.upload_id)
+                    .await?
+                    .is_none()
+                {
+                    return Err(EngineError::NoSuchUpload(upload.upload_id.clone()));
+                }
+                return Err(EngineError::InvalidPart(format!(
+                    "Part {} was not uploaded.",
                     c.number
-                ))
-            })?;
+                )));
+            };
             if unquote(&c.etag) != p.etag {
                 return Err(EngineError::InvalidPart(format!(
                     "Part {}'s ETag {} does not match the uploaded part's {}.",

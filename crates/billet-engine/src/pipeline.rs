@@ -395,22 +395,18 @@ async fn rewrite_chain(
     Ok(latest)
 }
 
-/// Where a new manifest's `prev` points, given the version it goes on
-/// top of. A new null version replaces any older null version, which
+/// Where a new manifest's `prev` points in a versioned bucket, given the
+/// version it goes on top of. A new null version replaces any older null version, which
 /// therefore leaves the chain. `None` means: defer to the next batch.
 async fn chain_below(
     inner: &Inner,
     bucket: &str,
     key: &str,
-    versioning: Versioning,
     new_is_null: bool,
     cur: Option<Current>,
     seen: &mut Seen,
     plan: &mut Plan,
 ) -> Result<Option<Option<Cid>>, EngineError> {
-    if versioning == Versioning::Unversioned {
-        return Ok(Some(None));
-    }
     let Some(cur) = cur else {
         return Ok(Some(None));
     };
@@ -524,19 +520,15 @@ async fn plan(
                 let is_null = version_id == NULL_VERSION;
                 // With versioning, each manifest links the version below
                 // it, so history is reachable from the head.
-                let Some(prev) = chain_below(
-                    inner,
-                    bucket,
-                    key,
-                    settings.versioning,
-                    is_null,
-                    cur,
-                    &mut seen,
-                    &mut plan,
-                )
-                .await?
-                else {
-                    break;
+                let prev = if settings.versioning == Versioning::Unversioned {
+                    None
+                } else {
+                    match chain_below(inner, bucket, key, is_null, cur, &mut seen, &mut plan)
+                        .await?
+                    {
+                        Some(prev) => prev,
+                        None => break,
+                    }
                 };
                 let mut manifest = manifest.as_ref().clone();
                 manifest.version_id = (!is_null).then(|| version_id.clone());
@@ -602,17 +594,9 @@ async fn plan(
                             NULL_VERSION.to_string()
                         };
                         let is_null = vid == NULL_VERSION;
-                        let Some(prev) = chain_below(
-                            inner,
-                            bucket,
-                            key,
-                            settings.versioning,
-                            is_null,
-                            cur,
-                            &mut seen,
-                            &mut plan,
-                        )
-                        .await?
+                        let Some(prev) =
+                            chain_below(inner, bucket, key, is_null, cur, &mut seen, &mut plan)
+                                .await?
                         else {
                             break;
                         };

@@ -2,6 +2,7 @@
 //! of verified blocks (hot MST nodes and small bodies).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use billet_block::{BlockError, BlockStore, Cid};
 use billet_log::Log;
@@ -38,6 +39,8 @@ const CACHE_MAX_BLOCK: usize = 256 << 10;
 pub struct CachedStore {
     log: Arc<Log>,
     cache: Cache<Digest, Bytes, ByteWeight>,
+    /// Bytes read from the log (cache misses), for metrics.
+    read_bytes: AtomicU64,
 }
 
 impl std::fmt::Debug for CachedStore {
@@ -55,11 +58,17 @@ impl CachedStore {
         CachedStore {
             log,
             cache: Cache::with_weighter(items, cache_bytes.max(1 << 20), ByteWeight),
+            read_bytes: AtomicU64::new(0),
         }
     }
 
     pub fn log(&self) -> &Arc<Log> {
         &self.log
+    }
+
+    /// Block bytes read from the log since start (cache hits excluded).
+    pub fn log_read_bytes(&self) -> u64 {
+        self.read_bytes.load(Ordering::Relaxed)
     }
 
     /// Remembers a block just written (it is verified: it was built here).
@@ -80,6 +89,8 @@ impl BlockStore for CachedStore {
             return Ok(b);
         }
         let data = self.log.get(cid)?;
+        self.read_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         self.remember(cid, &data);
         Ok(data)
     }

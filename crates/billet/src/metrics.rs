@@ -37,5 +37,6 @@ pub fn render(handle: &PrometheusHandle, engine: &Engine) -> String {
     gauge!("billet_log_fsyncs_total", "plane" => "data").set(data as f64);
     gauge!("billet_log_fsyncs_total", "plane" => "catalog").set(catalog as f64);
     gauge!("billet_log_blocks").set(engine.log().len() as f64);
+    gauge!("billet_log_read_bytes_total").set(engine.store().log_read_bytes() as f64);
     handle.render()
 }
