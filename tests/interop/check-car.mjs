@@ -10,7 +10,9 @@
 // "mst": {"root", "pairs": [[key, cid], ...]}}): ipfs-unixfs-exporter reads
 // each body by its CID and it must equal the file byte for byte and match
 // the digests; the MST under "root" is walked and must hold exactly "pairs"
-// in order. Exit 1 on any problem.
+// in order. With {"objects": {"files": {key: path}}}, the CAR's root is a
+// bucket commit and every object's body, found through the MST and its
+// manifest, must equal the given file. Exit 1 on any problem.
 
 import fs from 'node:fs'
 import { createHash } from 'node:crypto'
@@ -96,6 +98,46 @@ if (expectFile) {
   }
 }
 
+// {"objects": {"files": {key: path}}}: the CAR's root is a bucket commit;
+// every key of the MST under its `data` whose manifest has a body must be
+// listed, and the exporter's bytes for that body must equal the file.
+let objects = 0
+if (expectFile) {
+  const expect = JSON.parse(fs.readFileSync(expectFile, 'utf8'))
+  if (expect.objects) {
+    const header = await CarBlockIterator.fromIterable(fs.createReadStream(file))
+    const [root] = await header.getRoots()
+    const commit = dagCbor.decode(store.get(root).next().value)
+    const pairs = []
+    walk(commit.data, pairs)
+    const files = expect.objects.files
+    for (const [key, manifestCid] of pairs) {
+      const manifest = dagCbor.decode(store.get(CID.parse(manifestCid)).next().value)
+      if (!manifest.body) continue
+      if (!(key in files)) {
+        problems.push(`${key}: in the CAR's MST but no file was given for it`)
+        continue
+      }
+      const entry = await exporter(manifest.body, store)
+      const parts = []
+      for await (const chunk of entry.content()) parts.push(chunk)
+      const got = Buffer.concat(parts)
+      const want = fs.readFileSync(files[key])
+      if (!got.equals(want)) {
+        problems.push(`${key}: body ${manifest.body} has ${got.length} bytes that differ from GetObject's ${want.length}`)
+      }
+      if (got.length !== manifest.size) {
+        problems.push(`${key}: body is ${got.length} bytes, the manifest says ${manifest.size}`)
+      }
+      objects++
+    }
+    const live = new Set(pairs.map(([k]) => k))
+    for (const key of Object.keys(files)) {
+      if (!live.has(key)) problems.push(`${key}: GetObject returned it but the CAR's MST does not hold it`)
+    }
+  }
+}
+
 // In-order walk of an atproto-format MST node: {l, e: [{p, k, v, t}]}.
 function walk (cid, out) {
   const node = dagCbor.decode(store.get(cid).next().value)
@@ -112,5 +154,5 @@ function walk (cid, out) {
 }
 
 for (const p of problems) console.error(p)
-console.log(`${count} blocks, ${bodies} bodies, ${keys} MST keys checked; ${problems.length} problems`)
+console.log(`${count} blocks, ${bodies} bodies, ${keys} MST keys, ${objects} objects checked; ${problems.length} problems`)
 process.exit(problems.length ? 1 : 0)

@@ -9,12 +9,14 @@
 //! never panics, and names the byte offset of whatever it rejects.
 
 mod error;
+mod file;
 mod header;
 mod reader;
 mod varint;
 mod writer;
 
 pub use error::CarError;
+pub use file::CarFile;
 pub use header::{decode_header, encode_header};
 pub use reader::{CarBlock, CarReader, Limits};
 pub use writer::{BlockLocation, CarWriter, frame_prefix};

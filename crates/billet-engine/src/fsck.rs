@@ -30,7 +30,7 @@ pub struct FsckReport {
 
 /// One version as the MST says it should be indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Expected {
+pub(crate) struct Expected {
     manifest_cid: Cid,
     size: u64,
     etag: String,
@@ -38,18 +38,18 @@ struct Expected {
 }
 
 /// Every version the MST reaches, by (key, version id).
-type ExpectedRows = BTreeMap<(String, String), (Expected, Manifest)>;
+pub(crate) type ExpectedRows = BTreeMap<(String, String), (Expected, Manifest)>;
 
 /// What a walk found: the rows and the key and body-byte counts.
-struct Walked {
-    rows: ExpectedRows,
-    keys: u64,
-    bytes: u64,
+pub(crate) struct Walked {
+    pub rows: ExpectedRows,
+    pub keys: u64,
+    pub bytes: u64,
 }
 
 /// Walks the MST and every manifest chain and body under `root`.
-fn walk(
-    store: &CachedStore,
+pub(crate) fn walk<S: BlockStore>(
+    store: &S,
     root: &Cid,
     problems: &mut Vec<String>,
     check_bodies: bool,
@@ -204,8 +204,15 @@ impl<'a> BodyCheck<'a> {
 }
 
 /// Reads a whole body (every block hashed on the way) and checks it
-/// against its manifest.
-fn check_body(store: &CachedStore, root: &Cid, m: &Manifest) -> Result<u64, EngineError> {
+/// against its manifest, starting with the size its UnixFS root declares.
+fn check_body<S: BlockStore>(store: &S, root: &Cid, m: &Manifest) -> Result<u64, EngineError> {
+    let declared = billet_unixfs::file_size(store, root)?;
+    if declared != m.size {
+        return Err(EngineError::Invalid(format!(
+            "the UnixFS tree holds {declared} bytes, the manifest says {}",
+            m.size
+        )));
+    }
     let mut check = BodyCheck::new(m);
     for piece in RangeReader::new(store, *root, m.size, 0, m.size)? {
         check.update(&piece?);
@@ -239,8 +246,11 @@ impl Engine {
         report.versions = expected.len() as u64;
         report.body_bytes = bytes;
 
-        // Every indexed version, compared with what the MST says.
+        // Every indexed version, compared with what the MST says: the
+        // columns listings serve (size, ETag, latest) and the manifest the
+        // row holds for GET and HEAD.
         let mut indexed: BTreeMap<(String, String), Expected> = BTreeMap::new();
+        let mut row_problems = Vec::new();
         let mut q = VersionQuery {
             max_keys: 1000,
             ..VersionQuery::default()
@@ -249,13 +259,22 @@ impl Engine {
             let page = self.list_versions(bucket, &q).await?;
             for v in &page.versions {
                 let full = self.object(bucket, &v.key, Some(&v.version_id)).await?;
+                let id = (v.key.clone(), v.version_id.clone());
+                if let Some((_, m)) = expected.get(&id)
+                    && full.manifest != *m
+                {
+                    row_problems.push(format!(
+                        "{:?} version {}: the index row's manifest differs from manifest {}",
+                        v.key, v.version_id, full.manifest_cid
+                    ));
+                }
                 indexed.insert(
-                    (v.key.clone(), v.version_id.clone()),
+                    id,
                     Expected {
                         manifest_cid: full.manifest_cid,
-                        size: full.manifest.size,
-                        etag: full.manifest.etag.clone(),
-                        is_latest: full.is_latest,
+                        size: v.size,
+                        etag: v.etag.clone(),
+                        is_latest: v.is_latest,
                     },
                 );
             }
@@ -265,7 +284,6 @@ impl Engine {
             q.key_marker = page.next_key_marker;
             q.version_id_marker = page.next_version_id_marker;
         }
-        let mut row_problems = Vec::new();
         for ((key, vid), (want, _)) in &expected {
             match indexed.get(&(key.clone(), vid.clone())) {
                 None => row_problems.push(format!("{key:?} version {vid}: in the MST, missing from the index")),
@@ -305,7 +323,10 @@ impl Engine {
 /// The index rows the MST at `root` calls for, ready for
 /// [`billet_index::Index::rebuild`]: every reachable version, bodies not
 /// read. Any unreadable manifest is an error.
-pub(crate) fn mst_rows(store: &CachedStore, root: &Cid) -> Result<Vec<ObjectVersion>, EngineError> {
+pub(crate) fn mst_rows<S: BlockStore>(
+    store: &S,
+    root: &Cid,
+) -> Result<Vec<ObjectVersion>, EngineError> {
     let mut problems = Vec::new();
     let w = walk(store, root, &mut problems, false)?;
     if let Some(first) = problems.first() {
@@ -317,7 +338,7 @@ pub(crate) fn mst_rows(store: &CachedStore, root: &Cid) -> Result<Vec<ObjectVers
     Ok(rebuild_rows(w.rows))
 }
 
-fn rebuild_rows(expected: ExpectedRows) -> Vec<ObjectVersion> {
+pub(crate) fn rebuild_rows(expected: ExpectedRows) -> Vec<ObjectVersion> {
     let rows: Vec<ObjectVersion> = expected
         .into_iter()
         .map(|((key, version_id), (e, manifest))| ObjectVersion {

@@ -10,11 +10,14 @@
 
 mod body;
 mod error;
+mod export;
 mod fsck;
+mod import;
 mod multipart;
 mod pipeline;
 mod redo;
 mod store;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -35,12 +38,14 @@ use futures_core::Stream;
 
 pub use body::StagedBody;
 pub use error::EngineError;
+pub use export::{ExportStats, export_car};
 pub use fsck::FsckReport;
 pub use multipart::{
     CompleteOutcome, CompletedPart, MIN_PART_SIZE, PartInfo, UploadChecksum, UploadInfo,
 };
 pub use pipeline::Condition;
 pub use store::CachedStore;
+pub use verify::{Verified, VerifyReport, verify_head};
 
 use pipeline::{Bucket, Mutation, Outcome};
 

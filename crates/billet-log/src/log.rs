@@ -70,6 +70,32 @@ pub struct Log {
     files: Files,
     /// What opening had to repair or drop (only with `repair`).
     repairs: Vec<String>,
+    /// Held while this process may write: a log has one writer.
+    _lock: Option<std::fs::File>,
+}
+
+/// An exclusive lock on `<dir>/LOCK` for as long as the log is open for
+/// writing: a second writer (a server and an `import`, say) would
+/// interleave frames in the open segments.
+fn take_lock(root: &Path) -> Result<std::fs::File, LogError> {
+    std::fs::create_dir_all(root).map_err(|e| LogError::io("creating", root, e))?;
+    let path = root.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LogError::io("opening", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Layout {
+            path,
+            reason:
+                "another process is writing this log (a running `billet serve`?); stop it first"
+                    .into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(LogError::io("locking", &path, e)),
+    }
 }
 
 impl std::fmt::Debug for Log {
@@ -93,6 +119,11 @@ impl Log {
         fs: Arc<dyn LogFs>,
     ) -> Result<Log, LogError> {
         let root = dir.as_ref().to_path_buf();
+        let lock = if config.read_only {
+            None
+        } else {
+            Some(take_lock(&root)?)
+        };
         let index = Arc::new(BlockIndex::default());
         let mut repairs = Vec::new();
         let mut planes = Vec::new();
@@ -137,6 +168,7 @@ impl Log {
             catalog,
             index,
             repairs,
+            _lock: lock,
         })
     }
 

@@ -20,6 +20,9 @@ pub enum MstError {
     Internal(&'static str),
     #[error("proof node {cid} is not in the MST format: {reason}")]
     BadProof { cid: Cid, reason: String },
+    /// A visitor of a walk asked it to stop.
+    #[error("walk stopped: {0}")]
+    Stopped(String),
 }
 
 /// A key for an error message: UTF-8 where it is, escaped where not.

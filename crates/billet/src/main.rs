@@ -1,6 +1,7 @@
 //! The `billet` command line.
 
 mod config;
+mod exit;
 mod identity;
 mod inspect;
 mod keys;
@@ -42,6 +43,33 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Write a bucket as one CARv1 file rooted at its head commit: the
+    /// commit, the MST, every manifest and body (and with --history every
+    /// earlier commit). Safe while the server runs.
+    Export {
+        bucket: String,
+        /// Output file, or `-` for standard output (the default).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Also include earlier commits and what they reach.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Rebuild a bucket from an exported CAR file under the same head
+    /// commit, after checking every block and invariant. Stop the server
+    /// first.
+    Import {
+        file: PathBuf,
+        /// Bucket name (default: the one the head commit records).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Owner of the new bucket.
+        #[arg(long, default_value = "billet")]
+        owner: String,
+    },
+    /// Check a bucket (by name) or an exported CAR file (by path) without
+    /// changing anything, and print a summary.
+    Verify { target: String },
     /// Inspect Merkle Search Trees (atproto format) by hand.
     #[command(subcommand)]
     Mst(MstCommand),
@@ -197,6 +225,21 @@ fn main() -> ExitCode {
         }
         Command::Keys(cmd) => keys_command(&cli.overrides, cmd),
         Command::Fsck { bucket, repair } => fsck(&cli.overrides, &bucket, repair),
+        Command::Export {
+            bucket,
+            output,
+            history,
+        } => config::Config::load(&cli.overrides)
+            .and_then(|c| exit::export(&c, &bucket, output.as_deref(), history)),
+        Command::Import {
+            file,
+            bucket,
+            owner,
+        } => config::Config::load(&cli.overrides)
+            .and_then(|c| exit::import(&c, &file, bucket.as_deref(), &owner)),
+        Command::Verify { target } => {
+            config::Config::load(&cli.overrides).and_then(|c| exit::verify(&c, &target))
+        }
         Command::Mst(MstCommand::Root { file }) => inspect::mst_root(file.as_deref()),
         Command::Mst(MstCommand::Keys { file, root, json }) => {
             inspect::mst_keys(&file, root.as_deref(), json)

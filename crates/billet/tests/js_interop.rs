@@ -63,7 +63,7 @@ fn reference_implementations_accept_our_car() {
         "JS checker failed:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("5 bodies, 1000 MST keys checked; 0 problems"),
+        stdout.contains("5 bodies, 1000 MST keys, 0 objects checked; 0 problems"),
         "{stdout}"
     );
 }

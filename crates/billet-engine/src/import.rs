@@ -1,0 +1,135 @@
+//! Import: a bucket from a CAR file, checked end to end before anything
+//! is written, then copied into the log, made durable, and indexed under
+//! the same head commit CID.
+
+use std::sync::Arc;
+
+use billet_block::{Block, BlockStore};
+use billet_car::CarFile;
+use billet_index::BucketState;
+
+use crate::error::{EngineError, join_error};
+use crate::verify::{VerifyReport, verify_head};
+use crate::{Engine, map_index, now_ms};
+
+/// Bytes of blocks handed to the log per write.
+const COPY_BATCH: usize = 8 << 20;
+
+impl Engine {
+    /// Imports the bucket in `car` as `name` (default: the name its head
+    /// commit records). Any problem — a block that does not hash to its
+    /// CID, a missing block, a broken MST, a manifest or body that
+    /// disagrees with itself — fails the import before the log or the
+    /// index is touched.
+    pub async fn import_car(
+        &self,
+        car: Arc<CarFile>,
+        name: Option<&str>,
+        owner: &str,
+    ) -> Result<VerifyReport, EngineError> {
+        let head = match car.roots() {
+            [one] => *one,
+            roots => {
+                return Err(EngineError::Invalid(format!(
+                    "the CAR has {} roots; a bucket export has exactly one, its head commit",
+                    roots.len()
+                )));
+            }
+        };
+        let checked = {
+            let car = car.clone();
+            tokio::task::spawn_blocking(move || verify_head(car.as_ref(), &head))
+                .await
+                .map_err(join_error)??
+        };
+        let report = checked.report;
+        if let Some(first) = report.problems.first() {
+            return Err(EngineError::Invalid(format!(
+                "the CAR fails verification with {} problem(s); the first: {first}",
+                report.problems.len()
+            )));
+        }
+        let name = name.unwrap_or(&report.bucket).to_string();
+        if !valid_bucket_name(&name) {
+            return Err(EngineError::Invalid(format!(
+                "{name:?} is not a valid bucket name (3-63 characters: a-z, 0-9, '.', '-')"
+            )));
+        }
+        if self.index().bucket(&name).await?.is_some() {
+            return Err(EngineError::BucketExists(name));
+        }
+
+        // Every block of the file goes to the log (history and all), then
+        // one sync makes them durable before the index points at them.
+        let log = self.log().clone();
+        let receipt = {
+            let car = car.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut receipt = billet_log::Receipt::default();
+                let mut batch: Vec<Block> = Vec::new();
+                let mut pending = 0usize;
+                for cid in car.cids() {
+                    if log.has(cid)? {
+                        continue;
+                    }
+                    let block = car.block(cid)?;
+                    pending += block.len();
+                    batch.push(block);
+                    if pending >= COPY_BATCH {
+                        receipt = receipt.merge(log.write(&batch)?);
+                        batch.clear();
+                        pending = 0;
+                    }
+                }
+                if !batch.is_empty() {
+                    receipt = receipt.merge(log.write(&batch)?);
+                }
+                Ok::<_, EngineError>(receipt)
+            })
+            .await
+            .map_err(join_error)??
+        };
+        self.log().sync(receipt).await?;
+
+        let state = BucketState {
+            name: name.clone(),
+            owner: owner.to_string(),
+            created_ms: now_ms(),
+            head,
+            seq: report.seq,
+            settings: report.settings.clone(),
+        };
+        self.index()
+            .create_bucket(&state)
+            .await
+            .map_err(map_index)?;
+        let rows = checked.rows;
+        let rebuilt = self
+            .index()
+            .rebuild(
+                &name,
+                head,
+                report.seq,
+                &report.settings,
+                Box::new(rows.into_iter().map(Ok)),
+            )
+            .await;
+        if let Err(e) = rebuilt {
+            // Leave no half-indexed bucket behind.
+            let _ = self.index().delete_bucket(&name).await;
+            return Err(map_index(e));
+        }
+        self.handle(&name).forget_head();
+        Ok(report)
+    }
+}
+
+/// S3's bucket naming rules, as far as they concern a name on disk.
+fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}

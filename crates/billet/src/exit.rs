@@ -1,0 +1,250 @@
+//! `billet export`, `import` and `verify`: a bucket leaves as one CAR file,
+//! is checked without trusting the node, and comes back bit for bit.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use billet_car::CarFile;
+use billet_engine::{Engine, EngineConfig, ExportStats, VerifyReport};
+use billet_index::{Index, VersionQuery};
+
+use crate::config::Config;
+use crate::keys;
+
+/// An engine over the log opened read-only, for a consistent head read
+/// while a server may be writing.
+async fn reader(config: &Config, index: Arc<dyn Index>) -> Result<Engine> {
+    let mut ec = EngineConfig::new(&config.data_dir);
+    ec.log = config.log.clone();
+    ec.log.read_only = true;
+    ec.log.verify_sealed_on_open = false;
+    ec.roll_forward = false;
+    Ok(Engine::open(ec, index).await?)
+}
+
+/// Sum of the bucket's version sizes: the progress bar's estimate of the
+/// body bytes to come (shared bodies make it an upper bound).
+async fn estimate(index: &dyn Index, bucket: &str) -> Result<u64> {
+    let mut total = 0;
+    let mut q = VersionQuery {
+        max_keys: 1000,
+        ..VersionQuery::default()
+    };
+    loop {
+        let page = index.list_versions(bucket, &q).await?;
+        total += page.versions.iter().map(|v| v.size).sum::<u64>();
+        if !page.truncated {
+            return Ok(total);
+        }
+        q.key_marker = page.next_key_marker;
+        q.version_id_marker = page.next_version_id_marker;
+    }
+}
+
+/// A one-line progress bar on stderr, redrawn at most 5 times a second.
+struct Progress {
+    start: Instant,
+    last: Option<Instant>,
+    total: u64,
+}
+
+impl Progress {
+    fn draw(&mut self, s: &ExportStats, done: bool) {
+        let now = Instant::now();
+        if !done
+            && self
+                .last
+                .is_some_and(|t| now.duration_since(t).as_millis() < 200)
+        {
+            return;
+        }
+        self.last = Some(now);
+        let secs = now.duration_since(self.start).as_secs_f64().max(1e-3);
+        let mib = s.car_bytes as f64 / (1 << 20) as f64;
+        let rate = mib / secs;
+        let eta = if done || rate <= 0.0 {
+            String::from("0s")
+        } else {
+            let left = (self.total.saturating_sub(s.car_bytes)) as f64 / (1 << 20) as f64;
+            format!("{:.0}s", left / rate)
+        };
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "\r{mib:.1} / ~{:.1} MiB, {} objects, {} blocks, {rate:.1} MiB/s, ETA {eta}   ",
+            self.total as f64 / (1 << 20) as f64,
+            s.objects,
+            s.blocks
+        );
+        if done {
+            let _ = writeln!(err);
+        }
+    }
+}
+
+pub fn export(config: &Config, bucket: &str, output: Option<&Path>, history: bool) -> Result<()> {
+    let to_stdout = output.is_none_or(|p| p == Path::new("-"));
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!(
+            "refusing to write a CAR file to a terminal; give -o FILE or redirect standard output"
+        );
+    }
+    crate::runtime()?.block_on(async {
+        let index = keys::open_index(config).await?;
+        // The head first, then the log: every block the head reaches was
+        // durable before the head was indexed, so the log opened after
+        // holds it, however the server moves on meanwhile.
+        let state = index
+            .bucket(bucket)
+            .await?
+            .with_context(|| format!("bucket {bucket:?} does not exist"))?;
+        let show = std::io::stderr().is_terminal();
+        let total = if show { estimate(index.as_ref(), bucket).await? } else { 0 };
+        let engine = reader(config, index).await?;
+        let store = engine.store().clone();
+        let head = state.head;
+        let output = output.map(Path::to_path_buf);
+        let stats = tokio::task::spawn_blocking(move || -> Result<ExportStats> {
+            let mut bar = Progress {
+                start: Instant::now(),
+                last: None,
+                total,
+            };
+            let mut progress = |s: &ExportStats| {
+                if show {
+                    bar.draw(s, false);
+                }
+            };
+            let stats = match output.filter(|p| p != Path::new("-")) {
+                None => {
+                    let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                    let (stats, mut out) =
+                        billet_engine::export_car(store.as_ref(), &head, history, out, &mut progress)?;
+                    out.flush()?;
+                    stats
+                }
+                Some(path) => write_file(&path, |file| {
+                    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+                    let (stats, out) =
+                        billet_engine::export_car(store.as_ref(), &head, history, out, &mut progress)?;
+                    let file = out.into_inner().map_err(|e| e.into_error())?;
+                    file.sync_all()?;
+                    Ok(stats)
+                })?,
+            };
+            if show {
+                bar.draw(&stats, true);
+            }
+            Ok(stats)
+        })
+        .await??;
+        eprintln!(
+            "exported bucket {bucket} head {head}: {} objects, {} versions, {} commits, {} blocks, {} bytes",
+            stats.objects, stats.versions, stats.commits, stats.blocks, stats.car_bytes
+        );
+        Ok(())
+    })
+}
+
+/// Writes `path` through a temporary file renamed into place at the end,
+/// so a failed export never leaves a truncated file under the real name.
+fn write_file<T>(path: &Path, f: impl FnOnce(std::fs::File) -> Result<T>) -> Result<T> {
+    let tmp = PathBuf::from(format!("{}.partial", path.display()));
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    match f(file) {
+        Ok(v) => {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn print_report(r: &VerifyReport) {
+    for p in &r.problems {
+        println!("problem: {p}");
+    }
+    println!(
+        "bucket {} head {} (seq {}): {} objects, {} versions, {} body bytes, {} blocks, {} problems",
+        r.bucket,
+        r.head,
+        r.seq,
+        r.keys,
+        r.versions,
+        r.bytes,
+        r.blocks,
+        r.problems.len()
+    );
+}
+
+fn open_car(path: &Path) -> Result<Arc<CarFile>> {
+    Ok(Arc::new(
+        CarFile::open(path).with_context(|| format!("reading {}", path.display()))?,
+    ))
+}
+
+/// `billet verify BUCKET | FILE`: a path that exists is a CAR file.
+pub fn verify(config: &Config, target: &str) -> Result<()> {
+    let report = if Path::new(target).is_file() {
+        let car = open_car(Path::new(target))?;
+        let head = match car.roots() {
+            [one] => *one,
+            roots => bail!(
+                "{target}: the CAR has {} roots; a bucket export has exactly one, its head commit",
+                roots.len()
+            ),
+        };
+        billet_engine::verify_head(car.as_ref(), &head)?.report
+    } else {
+        crate::runtime()?.block_on(async {
+            let index = keys::open_index(config).await?;
+            let state = index
+                .bucket(target)
+                .await?
+                .with_context(|| format!("no file and no bucket named {target:?}"))?;
+            let engine = reader(config, index).await?;
+            let store = engine.store().clone();
+            let head = state.head;
+            let verified = tokio::task::spawn_blocking(move || {
+                billet_engine::verify_head(store.as_ref(), &head)
+            })
+            .await??;
+            Ok::<_, anyhow::Error>(verified.report)
+        })?
+    };
+    print_report(&report);
+    if !report.problems.is_empty() {
+        bail!("{} problems found", report.problems.len());
+    }
+    Ok(())
+}
+
+/// `billet import FILE`: the server must be stopped (the log has one
+/// writer; a running server holds its lock).
+pub fn import(config: &Config, file: &Path, bucket: Option<&str>, owner: &str) -> Result<()> {
+    let car = open_car(file)?;
+    crate::runtime()?.block_on(async {
+        let index = keys::open_index(config).await?;
+        let mut ec = EngineConfig::new(&config.data_dir);
+        ec.log = config.log.clone();
+        let engine = Engine::open(ec, index)
+            .await
+            .context("opening the data directory for writing")?;
+        let report = engine
+            .import_car(car, bucket, owner)
+            .await
+            .with_context(|| format!("importing {}", file.display()))?;
+        engine.checkpoint().await?;
+        print_report(&report);
+        println!("imported as bucket {}", bucket.unwrap_or(&report.bucket));
+        Ok(())
+    })
+}
