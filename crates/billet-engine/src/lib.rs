@@ -12,6 +12,7 @@ mod body;
 mod error;
 mod export;
 mod fsck;
+mod history;
 mod import;
 mod multipart;
 mod pipeline;
@@ -43,7 +44,7 @@ pub use fsck::FsckReport;
 pub use multipart::{
     CompleteOutcome, CompletedPart, MIN_PART_SIZE, PartInfo, UploadChecksum, UploadInfo,
 };
-pub use pipeline::Condition;
+pub use pipeline::{Condition, MmrState};
 pub use store::CachedStore;
 pub use verify::{Verified, VerifyReport, verify_head};
 

@@ -92,6 +92,68 @@ pub(crate) struct Head {
     pub seq: u64,
     pub root: Cid,
     pub settings: BucketSettings,
+    pub mmr: MmrState,
+}
+
+/// A bucket's commit MMR as appending needs it: its size and peaks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MmrState {
+    pub size: u64,
+    /// Peak values, highest first.
+    pub peaks: Vec<billet_mmr::Hash>,
+}
+
+impl MmrState {
+    /// Reads the size and the O(log n) peak nodes from the index.
+    pub(crate) async fn load(inner: &Inner, bucket: &str) -> Result<MmrState, EngineError> {
+        let size = inner.index.mmr_size(bucket).await?;
+        let idx = billet_mmr::peaks(size)
+            .map_err(|e| EngineError::Internal(format!("bucket {bucket}'s MMR: {e}")))?;
+        let values = inner.index.mmr_nodes(bucket, &idx).await?;
+        let peaks = values
+            .into_iter()
+            .zip(&idx)
+            .map(|(v, i)| {
+                v.ok_or_else(|| {
+                    EngineError::Internal(format!("bucket {bucket}'s MMR lacks peak node {i}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MmrState { size, peaks })
+    }
+
+    /// Appends one leaf per commit (in order); returns the new nodes and
+    /// the state after them.
+    pub(crate) fn append(
+        &self,
+        commits: &[Cid],
+    ) -> Result<(Vec<(u64, billet_mmr::Hash)>, MmrState), EngineError> {
+        let mut state = self.clone();
+        let mut nodes = Vec::new();
+        for c in commits {
+            let added = billet_mmr::append(
+                state.size,
+                &state.peaks,
+                billet_mmr::leaf_hash(&c.to_bytes()),
+            )
+            .map_err(|e| EngineError::Internal(format!("MMR append: {e}")))?;
+            state.peaks = billet_mmr::peaks_after(state.size, &state.peaks, &added)
+                .map_err(|e| EngineError::Internal(format!("MMR append: {e}")))?;
+            state.size += added.len() as u64;
+            nodes.extend(added);
+        }
+        Ok((nodes, state))
+    }
+
+    /// The commits a new commit on `head` adds as leaves: the MMR of a
+    /// bucket starts with the first commit it knew (creation or import).
+    pub(crate) fn leaves_for(&self, head: Cid, new: Cid) -> Vec<Cid> {
+        if self.size == 0 {
+            vec![head, new]
+        } else {
+            vec![new]
+        }
+    }
 }
 
 #[derive(Default)]
@@ -212,6 +274,7 @@ async fn load_head(inner: &Inner, bucket: &Bucket) -> Result<Head, EngineError> 
         seq: state.seq,
         root: commit.data,
         settings: state.settings,
+        mmr: MmrState::load(inner, &bucket.name).await?,
     };
     *bucket.cached_head() = Some(head.clone());
     Ok(head)
@@ -783,6 +846,9 @@ async fn commit_batch(
         // Data plane, then catalog plane: a commit is never durable before
         // the bodies it references.
         inner.store.log().sync(plan.receipt.merge(written)).await?;
+        let (mmr_nodes, mmr) = head
+            .mmr
+            .append(&head.mmr.leaves_for(head.commit, commit_cid))?;
         let batch = CommitBatch {
             bucket: bucket.name.clone(),
             expected_head: head.commit,
@@ -791,7 +857,7 @@ async fn commit_batch(
             settings: plan.settings.take(),
             changes: std::mem::take(&mut plan.changes),
             completed_uploads: std::mem::take(&mut plan.completed_uploads),
-            mmr: vec![],
+            mmr: mmr_nodes,
         };
         match inner.index.commit(batch).await {
             Ok(()) => {
@@ -801,6 +867,7 @@ async fn commit_batch(
                     seq: head.seq + 1,
                     root: applied.root,
                     settings,
+                    mmr,
                 });
                 run_aborts(inner, &bucket.name, &mut plan).await;
                 return Ok(plan.results);

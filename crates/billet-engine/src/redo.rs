@@ -153,9 +153,11 @@ impl Engine {
             };
             let mut head = state.head;
             let mut last: Option<&Commit> = None;
+            let mut chain = Vec::new();
             while let Some((cid, c)) = next.get(&(entry.name.as_str(), head)) {
                 head = *cid;
                 last = Some(c);
+                chain.push(*cid);
             }
             let Some(commit) = last else { continue };
             let (store, root) = (self.store().clone(), commit.data);
@@ -172,6 +174,50 @@ impl Engine {
                     &commit.settings,
                     Box::new(rows.into_iter().map(Ok)),
                 )
+                .await?;
+            // The commits rolled forward become MMR leaves, in order, in
+            // a transaction that keeps the head where rebuild put it.
+            // The MMR moves with the head in one transaction, so it ends
+            // either at the old indexed head (append the chain) or, if the
+            // index lost only rows, already at the new one.
+            let mmr = crate::pipeline::MmrState::load(&self.inner, &entry.name).await?;
+            let last_leaf = match billet_mmr::leaf_count(mmr.size) {
+                Ok(0) | Err(_) => None,
+                Ok(n) => self
+                    .inner
+                    .index
+                    .mmr_nodes(&entry.name, &[billet_mmr::leaf_index(n - 1)])
+                    .await?
+                    .pop()
+                    .flatten(),
+            };
+            let leaf_of = |c: &Cid| billet_mmr::leaf_hash(&c.to_bytes());
+            let mut leaves = Vec::new();
+            match last_leaf {
+                Some(l) if l == leaf_of(&head) => {}
+                Some(l) if l == leaf_of(&state.head) => leaves.extend(&chain),
+                None => {
+                    leaves.push(state.head);
+                    leaves.extend(&chain);
+                }
+                Some(_) => tracing::warn!(
+                    bucket = %entry.name,
+                    "the commit MMR ends at neither the old nor the new head; its leaves were not extended"
+                ),
+            }
+            let (nodes, _) = mmr.append(&leaves)?;
+            self.inner
+                .index
+                .commit(billet_index::CommitBatch {
+                    bucket: entry.name.clone(),
+                    expected_head: head,
+                    head,
+                    seq: commit.seq,
+                    settings: None,
+                    changes: Vec::new(),
+                    completed_uploads: Vec::new(),
+                    mmr: nodes,
+                })
                 .await?;
             moved.push(format!(
                 "bucket {} rolled forward from seq {} to seq {} (commit {head}, {n} versions re-indexed)",

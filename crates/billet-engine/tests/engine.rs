@@ -254,10 +254,25 @@ async fn index_lag_is_rolled_forward(dir: &std::path::Path, index: impl Fn() -> 
     // compares every version.)
     let report = e.fsck("rf", false).await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // The commit MMR holds every commit once, the head last.
+    let mmr_leaves = |e: Engine| async move {
+        let size = e.index().mmr_size("rf").await.unwrap();
+        let n = billet_mmr::leaf_count(size).unwrap();
+        let last = e
+            .index()
+            .mmr_nodes("rf", &[billet_mmr::leaf_index(n - 1)])
+            .await
+            .unwrap()[0]
+            .unwrap();
+        (n, last)
+    };
+    let head_leaf = billet_mmr::leaf_hash(&after.head.to_bytes());
+    assert_eq!(mmr_leaves(e.clone()).await, (after.seq + 1, head_leaf));
     // Nothing left to roll: a second reopen changes nothing.
     drop(e);
     let e = open().await;
     assert_eq!(e.bucket("rf").await.unwrap().head, after.head);
+    assert_eq!(mmr_leaves(e.clone()).await, (after.seq + 1, head_leaf));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

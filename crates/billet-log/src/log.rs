@@ -86,15 +86,23 @@ fn take_lock(root: &Path) -> Result<std::fs::File, LogError> {
         .write(true)
         .open(&path)
         .map_err(|e| LogError::io("opening", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Layout {
-            path,
-            reason:
-                "another process is writing this log (a running `billet serve`?); stop it first"
-                    .into(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(LogError::io("locking", &path, e)),
+    // A holder that is going away (a log being dropped in this process,
+    // its last background task finishing) gets a moment to let go.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LogError::Layout {
+                    path,
+                    reason: "another process is writing this log (a running `billet serve`?); stop it first".into(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(LogError::io("locking", &path, e)),
+        }
     }
 }
 

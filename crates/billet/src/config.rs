@@ -22,6 +22,7 @@ pub struct FileConfig {
     pub max_put_bytes: Option<u64>,
     pub min_part_size: Option<u64>,
     pub upload_expiry_secs: Option<u64>,
+    pub checkpoint_interval_secs: Option<u64>,
     pub log_level: Option<String>,
     #[serde(default)]
     pub index: IndexFile,
@@ -105,6 +106,8 @@ pub struct Config {
     pub min_part_size: u64,
     /// Multipart uploads older than this are aborted.
     pub upload_expiry: Duration,
+    /// How often each bucket whose head moved gets a new signed checkpoint.
+    pub checkpoint_interval: Duration,
     pub log_level: String,
     pub index: IndexBackend,
     pub log: billet_log::LogConfig,
@@ -181,6 +184,9 @@ impl Config {
             min_part_size: file.min_part_size.unwrap_or(5 << 20),
             upload_expiry: Duration::from_secs(
                 file.upload_expiry_secs.unwrap_or(7 * 24 * 3600).max(1),
+            ),
+            checkpoint_interval: Duration::from_secs(
+                file.checkpoint_interval_secs.unwrap_or(300).max(1),
             ),
             log_level: o
                 .log_level

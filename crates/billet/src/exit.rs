@@ -16,7 +16,7 @@ use crate::keys;
 
 /// An engine over the log opened read-only, for a consistent head read
 /// while a server may be writing.
-async fn reader(config: &Config, index: Arc<dyn Index>) -> Result<Engine> {
+pub(crate) async fn reader(config: &Config, index: Arc<dyn Index>) -> Result<Engine> {
     let mut ec = EngineConfig::new(&config.data_dir);
     ec.log = config.log.clone();
     ec.log.read_only = true;

@@ -2,11 +2,13 @@
 
 mod config;
 mod exit;
+mod history_api;
 mod identity;
 mod inspect;
 mod keys;
 mod malloc;
 mod metrics;
+mod prove;
 mod serve;
 
 use std::path::PathBuf;
@@ -70,6 +72,26 @@ enum Command {
     /// Check a bucket (by name) or an exported CAR file (by path) without
     /// changing anything, and print a summary.
     Verify { target: String },
+    /// Build a proof from this node's data, signed with its identity
+    /// (DAG-CBOR; --json for a rendering to read).
+    Prove {
+        #[command(subcommand)]
+        what: prove::ProveCommand,
+        /// Output file (default: standard output).
+        #[arg(short, long, global = true)]
+        output: Option<PathBuf>,
+        /// Print the JSON rendering instead of DAG-CBOR.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Check a proof file offline against a node's key: no data directory,
+    /// no network.
+    VerifyProof {
+        file: PathBuf,
+        /// The node's did:key (`billet serve` prints it).
+        #[arg(long)]
+        node: String,
+    },
     /// Inspect Merkle Search Trees (atproto format) by hand.
     #[command(subcommand)]
     Mst(MstCommand),
@@ -240,6 +262,10 @@ fn main() -> ExitCode {
         Command::Verify { target } => {
             config::Config::load(&cli.overrides).and_then(|c| exit::verify(&c, &target))
         }
+        Command::Prove { what, output, json } => {
+            config::Config::load(&cli.overrides).and_then(|c| prove::prove(&c, what, output, json))
+        }
+        Command::VerifyProof { file, node } => prove::verify_proof(&file, &node),
         Command::Mst(MstCommand::Root { file }) => inspect::mst_root(file.as_deref()),
         Command::Mst(MstCommand::Keys { file, root, json }) => {
             inspect::mst_keys(&file, root.as_deref(), json)

@@ -24,6 +24,7 @@ use crate::{identity, keys, metrics};
 struct App {
     s3: S3Service,
     engine: Engine,
+    identity: ed25519_dalek::SigningKey,
     metrics: PrometheusHandle,
     ready: AtomicBool,
 }
@@ -62,6 +63,7 @@ pub async fn run(config: Config) -> Result<()> {
     let app = Arc::new(App {
         s3,
         engine: engine.clone(),
+        identity: identity.clone(),
         metrics: metrics::install()?,
         ready: AtomicBool::new(true),
     });
@@ -83,13 +85,27 @@ pub async fn run(config: Config) -> Result<()> {
     // checked a few times per expiry period (at most once a minute).
     let expiry = config.upload_expiry;
     let sweep_every = (expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let checkpoint_every = config.checkpoint_interval;
     let sealer = {
         let engine = engine.clone();
+        let identity = identity.clone();
+        let mut last_checkpoints = std::time::Instant::now();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut last_sweep = std::time::Instant::now();
             loop {
                 tick.tick().await;
+                if last_checkpoints.elapsed() >= checkpoint_every {
+                    last_checkpoints = std::time::Instant::now();
+                    // A bucket whose head has not moved keeps its checkpoint.
+                    if let Ok(buckets) = engine.list_buckets().await {
+                        for b in buckets {
+                            if let Err(e) = engine.sign_checkpoint(&b.name, &identity).await {
+                                tracing::warn!(bucket = %b.name, error = %e, "signing a checkpoint failed");
+                            }
+                        }
+                    }
+                }
                 if last_sweep.elapsed() >= sweep_every {
                     last_sweep = std::time::Instant::now();
                     let before = billet_engine::now_ms() - expiry.as_millis() as i64;
@@ -297,6 +313,18 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Bo
                 }
             }
         });
+    }
+    if req.uri().path().starts_with(crate::history_api::PREFIX) {
+        let resp = crate::history_api::handle(&app.engine, &app.identity, req).await;
+        let op = "history".to_string();
+        metrics::record_request(
+            &op,
+            resp.status().as_u16(),
+            t0.elapsed().as_secs_f64(),
+            0,
+            0,
+        );
+        return Ok(resp);
     }
     let slot = OpSlot::default();
     req.extensions_mut().insert(slot.clone());
