@@ -47,10 +47,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<SigningKey> {
     }
 }
 
-/// `did:key` of an Ed25519 public key: multibase base58btc (`z`) of the
-/// multicodec prefix 0xed 0x01 followed by the 32 key bytes.
+/// `did:key` of the node's public key (see `billet_proof::did_key`).
 pub fn did_key(key: &SigningKey) -> String {
-    let mut bytes = vec![0xed, 0x01];
-    bytes.extend_from_slice(key.verifying_key().as_bytes());
-    format!("did:key:z{}", bs58::encode(bytes).into_string())
+    billet_proof::did_key(&key.verifying_key())
 }
