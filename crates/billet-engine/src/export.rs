@@ -12,12 +12,15 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use billet_block::{BlockStore, Cid, Codec};
 use billet_car::CarWriter;
 use billet_mst::{Mst, MstError};
 use billet_records::{Commit, Manifest};
 use billet_unixfs::decode_file_node;
+use bytes::Bytes;
 use ipld_core::ipld::Ipld;
 
 use crate::error::EngineError;
@@ -35,35 +38,83 @@ pub struct ExportStats {
     pub commits: u64,
 }
 
-struct Exporter<'a, S, W: Write> {
+/// Blocks queued for the writer thread, and body chunks being read ahead
+/// of it: reading, verifying and writing overlap, with at most this many
+/// blocks (a chunk is at most 4 MiB) in flight each way.
+const WRITE_AHEAD: usize = 32;
+const READ_AHEAD: usize = 32;
+/// Threads reading and verifying body chunks: more than the cores, so
+/// that disk reads overlap too.
+const READERS: usize = 4;
+
+/// A block for the writer: its bytes, or a chunk a reader is fetching.
+enum Pending {
+    Ready(Cid, Bytes),
+    Reading(Cid, Receiver<Result<Bytes, EngineError>>),
+}
+
+type ReadJob = (Cid, SyncSender<Result<Bytes, EngineError>>);
+
+struct Exporter<'a, S> {
     store: &'a S,
-    car: CarWriter<W>,
+    /// To the thread that writes the CAR, in order.
+    tx: SyncSender<Pending>,
+    /// To the threads that read body chunks.
+    reads: SyncSender<ReadJob>,
     written: HashSet<Cid>,
     stats: ExportStats,
+    /// Bytes the writer has written (progress only).
+    car_bytes: &'a AtomicU64,
     progress: &'a mut dyn FnMut(&ExportStats),
 }
 
-impl<S: BlockStore, W: Write> Exporter<'_, S, W> {
+fn writer_gone() -> EngineError {
+    EngineError::Internal("the CAR writer stopped".into())
+}
+
+impl<S: BlockStore> Exporter<'_, S> {
+    fn count(&mut self) {
+        self.stats.blocks += 1;
+        if self.stats.blocks.is_multiple_of(64) {
+            self.stats.car_bytes = self.car_bytes.load(Ordering::Relaxed);
+            (self.progress)(&self.stats);
+        }
+    }
+
     /// Writes `cid` unless it already was; returns its bytes when written.
-    fn emit(&mut self, cid: &Cid) -> Result<Option<bytes::Bytes>, EngineError> {
+    fn emit(&mut self, cid: &Cid) -> Result<Option<Bytes>, EngineError> {
         if self.written.contains(cid) {
             return Ok(None);
         }
         let data = self.store.get(cid)?;
-        self.car
-            .write_raw(cid, &data)
-            .map_err(|e| EngineError::Internal(format!("writing the CAR: {e}")))?;
+        self.tx
+            .send(Pending::Ready(*cid, data.clone()))
+            .map_err(|_| writer_gone())?;
         self.written.insert(*cid);
-        self.stats.blocks += 1;
-        self.stats.car_bytes = self.car.offset();
-        if self.stats.blocks.is_multiple_of(64) {
-            (self.progress)(&self.stats);
-        }
+        self.count();
         Ok(Some(data))
+    }
+
+    /// Writes a raw chunk unless it already was; a reader thread fetches
+    /// and verifies it while the walk goes on.
+    fn emit_chunk(&mut self, cid: &Cid) -> Result<(), EngineError> {
+        if !self.written.insert(*cid) {
+            return Ok(());
+        }
+        let (tx, rx) = sync_channel(1);
+        self.reads.send((*cid, tx)).map_err(|_| writer_gone())?;
+        self.tx
+            .send(Pending::Reading(*cid, rx))
+            .map_err(|_| writer_gone())?;
+        self.count();
+        Ok(())
     }
 
     /// A body: file nodes before their children, leaves in file order.
     fn body(&mut self, root: &Cid) -> Result<(), EngineError> {
+        if root.codec() == Codec::Raw.code() {
+            return self.emit_chunk(root);
+        }
         let Some(data) = self.emit(root)? else {
             return Ok(());
         };
@@ -101,6 +152,10 @@ impl<S: BlockStore, W: Write> Exporter<'_, S, W> {
     fn dag(&mut self, root: &Cid) -> Result<(), EngineError> {
         let mut stack = vec![*root];
         while let Some(cid) = stack.pop() {
+            if cid.codec() == Codec::Raw.code() {
+                self.emit_chunk(&cid)?;
+                continue;
+            }
             let Some(data) = self.emit(&cid)? else {
                 continue;
             };
@@ -138,23 +193,87 @@ fn collect_links(v: &Ipld, out: &mut Vec<Cid>) {
 
 /// Streams the bucket DAG under `head` to `out` as a CARv1 (see the module
 /// docs for the order). `history` adds every earlier commit and what it
-/// reaches.
-pub fn export_car<S: BlockStore, W: Write>(
+/// reaches. Blocks are read and verified on the calling thread and written
+/// on a second one, so the two overlap.
+pub fn export_car<S: BlockStore, W: Write + Send>(
     store: &S,
     head: &Cid,
     history: bool,
     out: W,
     progress: &mut dyn FnMut(&ExportStats),
 ) -> Result<(ExportStats, W), EngineError> {
-    let car = CarWriter::new(out, &[*head])
-        .map_err(|e| EngineError::Internal(format!("writing the CAR: {e}")))?;
-    let mut ex = Exporter {
-        store,
-        car,
-        written: HashSet::new(),
-        stats: ExportStats::default(),
-        progress,
-    };
+    let io = |e: std::io::Error| EngineError::Internal(format!("writing the CAR: {e}"));
+    let car = CarWriter::new(out, &[*head]).map_err(io)?;
+    let header = car.offset();
+    let car_bytes = AtomicU64::new(header);
+    let (reads, jobs) = sync_channel::<ReadJob>(READ_AHEAD);
+    let jobs = std::sync::Mutex::new(jobs);
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Pending>(WRITE_AHEAD);
+        let car_bytes = &car_bytes;
+        let writer = scope.spawn(move || -> Result<CarWriter<W>, EngineError> {
+            let mut car = car;
+            for item in rx {
+                let (cid, data) = match item {
+                    Pending::Ready(cid, data) => (cid, data),
+                    Pending::Reading(cid, rx) => (cid, rx.recv().map_err(|_| writer_gone())??),
+                };
+                car.write_raw(&cid, &data).map_err(io)?;
+                car_bytes.store(car.offset(), Ordering::Relaxed);
+            }
+            car.flush().map_err(io)?;
+            Ok(car)
+        });
+        for _ in 0..READERS {
+            let jobs = &jobs;
+            scope.spawn(move || {
+                loop {
+                    let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((cid, reply)) = job else { return };
+                    let _ = reply.send(store.get(&cid).map_err(EngineError::from));
+                }
+            });
+        }
+        let mut ex = Exporter {
+            store,
+            tx,
+            reads,
+            written: HashSet::new(),
+            stats: ExportStats::default(),
+            car_bytes,
+            progress,
+        };
+        let walked = walk(&mut ex, head, history);
+        let Exporter {
+            tx,
+            reads,
+            mut stats,
+            progress,
+            ..
+        } = ex;
+        // Closing the channels lets the readers and the writer finish.
+        drop(reads);
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| EngineError::Internal("the CAR writer panicked".into()))?;
+        // A writer error (a full disk, a closed pipe, a damaged chunk)
+        // explains a walk that stopped because the writer went away.
+        let car = written?;
+        walked?;
+        stats.car_bytes = car.offset();
+        progress(&stats);
+        let out = car.into_inner().map_err(io)?;
+        Ok((stats, out))
+    })
+}
+
+/// The export order: the commit, its MST with values, then history.
+fn walk<S: BlockStore>(
+    ex: &mut Exporter<'_, S>,
+    head: &Cid,
+    history: bool,
+) -> Result<(), EngineError> {
     let data = ex
         .emit(head)?
         .ok_or_else(|| EngineError::Internal("the head was written twice".into()))?;
@@ -163,6 +282,7 @@ pub fn export_car<S: BlockStore, W: Write>(
 
     // The head's MST through the checked walk, so an export never carries
     // a tree that breaks the MST rules. Both visitors need the exporter.
+    let store = ex.store;
     let cell = RefCell::new(ex);
     let failed: RefCell<Option<EngineError>> = RefCell::new(None);
     let stop = |e: EngineError, failed: &RefCell<Option<EngineError>>| {
@@ -196,7 +316,7 @@ pub fn export_car<S: BlockStore, W: Write>(
         return Err(e);
     }
     walked?;
-    let mut ex = cell.into_inner();
+    let ex = cell.into_inner();
 
     if history {
         let mut prev = commit.prev;
@@ -211,14 +331,5 @@ pub fn export_car<S: BlockStore, W: Write>(
             prev = older.prev;
         }
     }
-    ex.car
-        .flush()
-        .map_err(|e| EngineError::Internal(format!("writing the CAR: {e}")))?;
-    ex.stats.car_bytes = ex.car.offset();
-    (ex.progress)(&ex.stats);
-    let out = ex
-        .car
-        .into_inner()
-        .map_err(|e| EngineError::Internal(format!("writing the CAR: {e}")))?;
-    Ok((ex.stats, out))
+    Ok(())
 }

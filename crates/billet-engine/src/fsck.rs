@@ -60,7 +60,7 @@ pub(crate) fn walk<S: BlockStore>(
         Ok(())
     })?;
     let mut rows = BTreeMap::new();
-    let mut bytes = 0;
+    let mut bodies: Vec<(String, Cid, Manifest)> = Vec::new();
     for (key, head_cid) in pairs {
         let mut next = Some(head_cid);
         let mut latest = true;
@@ -80,10 +80,7 @@ pub(crate) fn walk<S: BlockStore>(
                 problems.push(format!("{key:?}: manifest {cid} names key {:?}", m.key));
             }
             if let Some(body) = m.body.filter(|_| check_bodies) {
-                match check_body(store, &body, &m) {
-                    Ok(n) => bytes += n,
-                    Err(e) => problems.push(format!("{key:?}: body {body}: {e}")),
-                }
+                bodies.push((key.clone(), body, m.clone()));
             }
             let vid = m
                 .version_id
@@ -100,11 +97,55 @@ pub(crate) fn walk<S: BlockStore>(
             latest = false;
         }
     }
+    let mut bytes = 0;
+    for ((key, body, _), result) in bodies.iter().zip(check_bodies_parallel(store, &bodies)) {
+        match result {
+            Ok(n) => bytes += n,
+            Err(e) => problems.push(format!("{key:?}: body {body}: {e}")),
+        }
+    }
     Ok(Walked {
         rows,
         keys: stats.entries,
         bytes,
     })
+}
+
+/// Hashing bodies is the bulk of a check: it runs on every core, bodies
+/// handed out one at a time, results in the order given.
+fn check_bodies_parallel<S: BlockStore>(
+    store: &S,
+    bodies: &[(String, Cid, Manifest)],
+) -> Vec<Result<u64, EngineError>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(bodies.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<u64, EngineError>>>> =
+        bodies.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((_, body, m)) = bodies.get(i) else {
+                        return;
+                    };
+                    let r = check_body(store, body, m);
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(|| Err(EngineError::Internal("a body was not checked".into())))
+        })
+        .collect()
 }
 
 /// Checks a body's bytes against its manifest as they stream past: the

@@ -43,6 +43,12 @@ impl Engine {
                 .map_err(join_error)??
         };
         let report = checked.report;
+        if !car.unchanged() {
+            return Err(EngineError::Invalid(format!(
+                "{} changed while it was being checked",
+                car.path().display()
+            )));
+        }
         if let Some(first) = report.problems.first() {
             return Err(EngineError::Invalid(format!(
                 "the CAR fails verification with {} problem(s); the first: {first}",
@@ -72,6 +78,7 @@ impl Engine {
                     if log.has(cid)? {
                         continue;
                     }
+                    // Hashed again: these bytes go into the log for good.
                     let block = car.block(cid)?;
                     pending += block.len();
                     batch.push(block);

@@ -107,6 +107,10 @@ pub fn export(config: &Config, bucket: &str, output: Option<&Path>, history: boo
         let store = engine.store().clone();
         let head = state.head;
         let output = output.map(Path::to_path_buf);
+        // The catalog plane is small but read in tree order: one
+        // sequential pass first spares the walk thousands of random reads.
+        let log = engine.log().clone();
+        tokio::task::spawn_blocking(move || log.prefetch(billet_log::PlaneKind::Catalog)).await??;
         let stats = tokio::task::spawn_blocking(move || -> Result<ExportStats> {
             let mut bar = Progress {
                 start: Instant::now(),
@@ -120,7 +124,7 @@ pub fn export(config: &Config, bucket: &str, output: Option<&Path>, history: boo
             };
             let stats = match output.filter(|p| p != Path::new("-")) {
                 None => {
-                    let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                    let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
                     let (stats, mut out) =
                         billet_engine::export_car(store.as_ref(), &head, history, out, &mut progress)?;
                     out.flush()?;
