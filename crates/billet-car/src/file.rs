@@ -15,6 +15,9 @@ use bytes::Bytes;
 use crate::error::CarError;
 use crate::reader::{CarReader, Limits};
 
+/// Threads hashing blocks while the file is indexed.
+const HASHERS: usize = 2;
+
 /// Where one block's bytes are in the file.
 #[derive(Debug, Clone, Copy)]
 struct Span {
@@ -70,20 +73,62 @@ impl CarFile {
         let mut spans = HashMap::new();
         let mut order = Vec::new();
         let mut bytes = 0u64;
-        while let Some(b) = reader.next_block()? {
-            let cid = *b.block.cid();
-            if spans.contains_key(&cid) {
-                continue;
+        // Frames are parsed here in order and hashed on worker threads;
+        // the first bad block in file order is the one reported.
+        let first_bad: std::sync::Mutex<Option<CarError>> = std::sync::Mutex::new(None);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Cid, Bytes, u64)>(64);
+        let rx = std::sync::Mutex::new(rx);
+        let parsed = std::thread::scope(|scope| -> Result<(), CarError> {
+            // Moved in, so the hashers see the end when this returns.
+            let tx = tx;
+            for _ in 0..HASHERS {
+                let (rx, first_bad) = (&rx, &first_bad);
+                scope.spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok((cid, data, offset)) = job else { return };
+                        if let Err(e) = billet_block::verify(&cid, &data) {
+                            let mut bad = first_bad.lock().unwrap_or_else(|p| p.into_inner());
+                            if bad.as_ref().is_none_or(|b| b.offset() > offset) {
+                                *bad = Some(CarError::BadBlock {
+                                    offset,
+                                    cid: Box::new(cid),
+                                    reason: e.to_string(),
+                                });
+                            }
+                        }
+                    }
+                });
             }
-            bytes += b.block.len() as u64;
-            spans.insert(
-                cid,
-                Span {
-                    offset: b.data_offset,
-                    len: b.block.len() as u32,
-                },
-            );
-            order.push(cid);
+            while let Some((cid, data, frame_offset, data_offset)) = reader.next_frame()? {
+                if spans.contains_key(&cid) {
+                    // Duplicates are checked too: a reader of the file
+                    // would meet them.
+                    let _ = tx.send((cid, data, frame_offset));
+                    continue;
+                }
+                bytes += data.len() as u64;
+                spans.insert(
+                    cid,
+                    Span {
+                        offset: data_offset,
+                        len: data.len() as u32,
+                    },
+                );
+                order.push(cid);
+                if tx.send((cid, data, frame_offset)).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let bad = first_bad.into_inner().unwrap_or_else(|p| p.into_inner());
+        // A bad block before a framing error is the first problem.
+        match (parsed, bad) {
+            (Err(frame), Some(block)) if block.offset() < frame.offset() => return Err(block),
+            (Err(frame), _) => return Err(frame),
+            (Ok(()), Some(block)) => return Err(block),
+            (Ok(()), None) => {}
         }
         let after = identity(&file).map_err(io)?;
         if after != before {

@@ -97,6 +97,38 @@ impl<R: Read> CarReader<R> {
         self.offset
     }
 
+    /// The next frame's CID and bytes, parsed but not hashed, with the
+    /// frame's offset and the data's: for callers that check hashes
+    /// themselves (on other threads). The CID is checked to be one billet
+    /// accepts.
+    pub fn next_frame(&mut self) -> Result<Option<(Cid, Bytes, u64, u64)>, CarError> {
+        let frame_offset = self.offset;
+        let (len, vlen) = match read_varint(&mut self.inner) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(varint_error(e, frame_offset, "frame length")),
+        };
+        if len > self.limits.max_frame_bytes {
+            return Err(CarError::FrameTooLarge {
+                offset: frame_offset,
+                len,
+                max: self.limits.max_frame_bytes,
+            });
+        }
+        let frame = read_exact_bytes(&mut self.inner, len, frame_offset, "frame")?;
+        self.offset = frame_offset + vlen as u64 + len;
+        let (cid, cid_len) = parse_cid(&frame).map_err(|reason| CarError::BadCid {
+            offset: frame_offset,
+            reason,
+        })?;
+        Ok(Some((
+            cid,
+            frame.slice(cid_len..),
+            frame_offset,
+            frame_offset + vlen as u64 + cid_len as u64,
+        )))
+    }
+
     /// The next block, or `None` at a clean end of stream. After a
     /// `BadBlock` error (hash mismatch, unsupported CID) the reader has
     /// consumed the frame and may continue; after any other error the

@@ -70,32 +70,16 @@ impl Engine {
         let log = self.log().clone();
         let receipt = {
             let car = car.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut receipt = billet_log::Receipt::default();
-                let mut batch: Vec<Block> = Vec::new();
-                let mut pending = 0usize;
-                for cid in car.cids() {
-                    if log.has(cid)? {
-                        continue;
-                    }
-                    // Hashed again: these bytes go into the log for good.
-                    let block = car.block(cid)?;
-                    pending += block.len();
-                    batch.push(block);
-                    if pending >= COPY_BATCH {
-                        receipt = receipt.merge(log.write(&batch)?);
-                        batch.clear();
-                        pending = 0;
-                    }
-                }
-                if !batch.is_empty() {
-                    receipt = receipt.merge(log.write(&batch)?);
-                }
-                Ok::<_, EngineError>(receipt)
-            })
-            .await
-            .map_err(join_error)??
+            tokio::task::spawn_blocking(move || copy_blocks(&car, &log))
+                .await
+                .map_err(join_error)??
         };
+        if !car.unchanged() {
+            return Err(EngineError::Invalid(format!(
+                "{} changed while it was being imported",
+                car.path().display()
+            )));
+        }
         self.log().sync(receipt).await?;
 
         let state = BucketState {
@@ -139,4 +123,52 @@ fn valid_bucket_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Copies every block of the file into the log, hashing each again as it
+/// goes in, on as many threads as there are cores (the log takes
+/// concurrent writers). Returns what to sync.
+fn copy_blocks(car: &CarFile, log: &billet_log::Log) -> Result<billet_log::Receipt, EngineError> {
+    let cids = car.cids();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let per = cids.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = cids
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut receipt = billet_log::Receipt::default();
+                    let mut batch: Vec<Block> = Vec::new();
+                    let mut pending = 0usize;
+                    for cid in part {
+                        if log.has(cid)? {
+                            continue;
+                        }
+                        let block = car.block(cid)?;
+                        pending += block.len();
+                        batch.push(block);
+                        if pending >= COPY_BATCH {
+                            receipt = receipt.merge(log.write(&batch)?);
+                            batch.clear();
+                            pending = 0;
+                        }
+                    }
+                    if !batch.is_empty() {
+                        receipt = receipt.merge(log.write(&batch)?);
+                    }
+                    Ok::<_, EngineError>(receipt)
+                })
+            })
+            .collect();
+        let mut receipt = billet_log::Receipt::default();
+        for w in workers {
+            let r = w
+                .join()
+                .map_err(|_| EngineError::Internal("a copy thread panicked".into()))??;
+            receipt = receipt.merge(r);
+        }
+        Ok(receipt)
+    })
 }
