@@ -93,6 +93,26 @@ fn every_leaf_at_every_size_and_every_prefix_verify() {
     }
 }
 
+#[test]
+fn consistency_between_every_pair_of_sizes_up_to_400_leaves() {
+    let b = build_cached();
+    let sizes = &b.sizes[..400];
+    let accs: Vec<Vec<Hash>> = sizes.iter().map(|s| accumulator(b, *s)).collect();
+    for (i, &from) in sizes.iter().enumerate() {
+        for (j, &to) in sizes.iter().enumerate().skip(i) {
+            let p = consistency(b, from, to);
+            assert!(verify_consistency(&p, &accs[i], &accs[j]), "{from} -> {to}");
+            // Claiming the older MMR is larger than it is fails.
+            if i > 0 {
+                assert!(
+                    !verify_consistency(&p, &accs[i - 1], &accs[j]),
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
