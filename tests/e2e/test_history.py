@@ -168,3 +168,26 @@ def test_cli_prove_matches_and_history_survives_restart(tmp_path):
         subprocess.run([BILLET, "prove", *what, "-o", str(p), "--data-dir", str(tmp_path / "data")], check=True, timeout=60)
         out = verify(p, did)
         assert out.returncode == 0, (what, out.stdout, out.stderr)
+
+
+def test_a_recreated_bucket_starts_a_new_history(tmp_path):
+    srv = Server(tmp_path / "data").start()
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="again")
+        for i in range(6):
+            s3.put_object(Bucket="again", Key=f"k{i}", Body=b"x")
+        old = json.loads(fetch(srv, "buckets/again/checkpoint?format=json"))["checkpoint"]
+        for i in range(6):
+            s3.delete_object(Bucket="again", Key=f"k{i}")
+        s3.delete_bucket(Bucket="again")
+        s3.create_bucket(Bucket="again")
+        s3.put_object(Bucket="again", Key="new", Body=b"y")
+        new = json.loads(fetch(srv, "buckets/again/checkpoint?format=json"))["checkpoint"]
+        assert new["seq"] == 1 and new["mmrSize"] < old["mmrSize"]
+        with pytest.raises(urllib.error.HTTPError) as e:
+            fetch(srv, f"buckets/again/proof/consistency?from={old['mmrSize']}")
+        assert e.value.code == 400
+        assert b"signed no checkpoint" in e.value.read()
+    finally:
+        assert srv.stop() == 0, srv.log_text()

@@ -297,6 +297,19 @@ impl Engine {
             .await
             .map_err(map_index)?;
         self.handle(name).forget_head();
+        // A bucket created later under this name has a history of its own.
+        let kept = self
+            .inner
+            .config
+            .data_dir
+            .join("checkpoints")
+            .join(format!("{name}.cbor"));
+        match tokio::fs::remove_file(&kept).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %kept.display(), error = %e, "removing a deleted bucket's checkpoints failed");
+            }
+            _ => {}
+        }
         Ok(())
     }
 
