@@ -134,26 +134,9 @@ impl<R: Read> CarReader<R> {
     /// consumed the frame and may continue; after any other error the
     /// stream position is undefined.
     pub fn next_block(&mut self) -> Result<Option<CarBlock>, CarError> {
-        let frame_offset = self.offset;
-        let (len, vlen) = match read_varint(&mut self.inner) {
-            Ok(Some(v)) => v,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(varint_error(e, frame_offset, "frame length")),
+        let Some((cid, data, frame_offset, data_offset)) = self.next_frame()? else {
+            return Ok(None);
         };
-        if len > self.limits.max_frame_bytes {
-            return Err(CarError::FrameTooLarge {
-                offset: frame_offset,
-                len,
-                max: self.limits.max_frame_bytes,
-            });
-        }
-        let frame = read_exact_bytes(&mut self.inner, len, frame_offset, "frame")?;
-        self.offset = frame_offset + vlen as u64 + len;
-        let (cid, cid_len) = parse_cid(&frame).map_err(|reason| CarError::BadCid {
-            offset: frame_offset,
-            reason,
-        })?;
-        let data = frame.slice(cid_len..);
         let block = Block::verified(cid, data).map_err(|e| CarError::BadBlock {
             offset: frame_offset,
             cid: Box::new(cid),
@@ -162,7 +145,7 @@ impl<R: Read> CarReader<R> {
         Ok(Some(CarBlock {
             block,
             frame_offset,
-            data_offset: frame_offset + vlen as u64 + cid_len as u64,
+            data_offset,
         }))
     }
 

@@ -79,6 +79,7 @@ impl Engine {
         .await
         .map_err(join_error)?
         .map_err(|e| EngineError::Internal(format!("keeping the checkpoint: {e}")))?;
+        self.remember_checkpoint(bucket, &signed);
         Ok(signed)
     }
 
@@ -106,11 +107,37 @@ impl Engine {
         Ok(out)
     }
 
+    /// The latest checkpoint signed for `bucket`: from memory, or from its
+    /// file once after a start.
     pub async fn latest_checkpoint(
         &self,
         bucket: &str,
     ) -> Result<Option<SignedCheckpoint>, EngineError> {
-        Ok(self.checkpoints(bucket).await?.pop())
+        if let Some(c) = self.latest_cached(bucket) {
+            return Ok(Some(c));
+        }
+        let last = self.checkpoints(bucket).await?.pop();
+        if let Some(c) = &last {
+            self.remember_checkpoint(bucket, c);
+        }
+        Ok(last)
+    }
+
+    fn latest_cached(&self, bucket: &str) -> Option<SignedCheckpoint> {
+        self.inner
+            .latest_checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(bucket)
+            .cloned()
+    }
+
+    fn remember_checkpoint(&self, bucket: &str, c: &SignedCheckpoint) {
+        self.inner
+            .latest_checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(bucket.to_string(), c.clone());
     }
 
     async fn mmr_values(&self, bucket: &str, idx: &[u64]) -> Result<Vec<[u8; 32]>, EngineError> {

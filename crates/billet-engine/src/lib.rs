@@ -119,6 +119,8 @@ pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     pub(crate) stats: Stats,
     pub(crate) pending: redo::Pending,
+    /// The latest checkpoint signed per bucket (the file keeps them all).
+    pub(crate) latest_checkpoints: Mutex<HashMap<String, billet_proof::SignedCheckpoint>>,
     buckets: Mutex<HashMap<String, Arc<Bucket>>>,
 }
 
@@ -223,6 +225,7 @@ impl Engine {
                 config,
                 stats: Stats::default(),
                 pending: redo::Pending::default(),
+                latest_checkpoints: Mutex::new(HashMap::new()),
                 buckets: Mutex::new(HashMap::new()),
             }),
         };
@@ -298,6 +301,11 @@ impl Engine {
             .map_err(map_index)?;
         self.handle(name).forget_head();
         // A bucket created later under this name has a history of its own.
+        self.inner
+            .latest_checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         let kept = self
             .inner
             .config

@@ -322,6 +322,29 @@ struct Plan {
     aborts: Vec<(usize, String)>,
 }
 
+impl Plan {
+    /// A new current version of `key`: its manifest block, the MST value
+    /// and the index row. Returns the manifest's CID.
+    fn add_version(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        manifest: Manifest,
+    ) -> Result<Cid, EngineError> {
+        let block = manifest.to_block()?;
+        let cid = *block.cid();
+        self.ops.push(Op::put(key.as_bytes(), cid));
+        self.changes.push(RowChange::Put {
+            key: key.to_string(),
+            version_id: version_id.to_string(),
+            manifest_cid: cid,
+            manifest,
+        });
+        self.blocks.push(block);
+        Ok(cid)
+    }
+}
+
 /// What planning knows beyond the committed index rows.
 #[derive(Default)]
 struct Seen {
@@ -596,16 +619,7 @@ async fn plan(
                 let mut manifest = manifest.as_ref().clone();
                 manifest.version_id = (!is_null).then(|| version_id.clone());
                 manifest.prev = prev;
-                let block = manifest.to_block()?;
-                let cid = *block.cid();
-                plan.ops.push(Op::put(key.as_bytes(), cid));
-                plan.changes.push(RowChange::Put {
-                    key: key.clone(),
-                    version_id: version_id.clone(),
-                    manifest_cid: cid,
-                    manifest: manifest.clone(),
-                });
-                plan.blocks.push(block);
+                let cid = plan.add_version(key, &version_id, manifest.clone())?;
                 plan.receipt = plan.receipt.merge(*receipt);
                 if let Some(id) = upload {
                     seen.closed.insert(id.clone());
@@ -669,16 +683,7 @@ async fn plan(
                             now_ms(),
                         );
                         marker.prev = prev;
-                        let block = marker.to_block()?;
-                        let cid = *block.cid();
-                        plan.ops.push(Op::put(key.as_bytes(), cid));
-                        plan.changes.push(RowChange::Put {
-                            key: key.clone(),
-                            version_id: vid.clone(),
-                            manifest_cid: cid,
-                            manifest: marker,
-                        });
-                        plan.blocks.push(block);
+                        let cid = plan.add_version(key, &vid, marker)?;
                         seen.touched.insert(key.clone());
                         seen.current.insert(
                             key.clone(),

@@ -8,7 +8,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use crate::error::to_s3;
 use crate::util::{decode_token, encode_token, etag, max_keys, timestamp, url_encode};
 
-fn encoding(e: &Option<EncodingType>) -> S3Result<bool> {
+pub(crate) fn encoding(e: &Option<EncodingType>) -> S3Result<bool> {
     match e {
         None => Ok(false),
         Some(e) if e.as_str() == EncodingType::URL => Ok(true),
@@ -20,7 +20,7 @@ fn encoding(e: &Option<EncodingType>) -> S3Result<bool> {
     }
 }
 
-fn enc(url: bool, s: String) -> String {
+pub(crate) fn enc(url: bool, s: String) -> String {
     if url { url_encode(&s) } else { s }
 }
 

@@ -13,10 +13,9 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::error::to_s3;
 use crate::objects::{
-    Checksums, SystemHeaders, check_copy_source, condition, copy_source, requested_checksums,
-    verify_checksums,
+    BodyClaims, Checksums, SystemHeaders, check_copy_source, condition, copy_source, receive_body,
 };
-use crate::util::{algorithm, content_md5, etag, parse_tagging_header, timestamp, url_encode};
+use crate::util::{algorithm, etag, page_size, parse_tagging_header, timestamp, url_encode};
 
 fn part_number(n: i32) -> S3Result<u32> {
     u32::try_from(n)
@@ -135,56 +134,36 @@ pub(crate) async fn upload_part(
         .upload(&input.bucket, &input.key, &input.upload_id)
         .await
         .map_err(to_s3)?;
-    let claimed = [
-        (ChecksumAlgorithm::Crc32, input.checksum_crc32.clone()),
-        (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.clone()),
-        (
-            ChecksumAlgorithm::Crc64Nvme,
-            input.checksum_crc64nvme.clone(),
-        ),
-        (ChecksumAlgorithm::Sha1, input.checksum_sha1.clone()),
-        (ChecksumAlgorithm::Sha256, input.checksum_sha256.clone()),
-    ];
-    let present: Vec<(ChecksumAlgorithm, bool)> =
-        claimed.iter().map(|(a, v)| (*a, v.is_some())).collect();
-    let mut algos = requested_checksums(
-        &present,
-        input.checksum_algorithm.as_ref().map(|a| a.as_str()),
-        &headers,
-    )?;
+    let claims = BodyClaims {
+        content_length: input.content_length,
+        content_md5: input.content_md5.clone(),
+        checksums: [
+            (ChecksumAlgorithm::Crc32, input.checksum_crc32.clone()),
+            (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.clone()),
+            (
+                ChecksumAlgorithm::Crc64Nvme,
+                input.checksum_crc64nvme.clone(),
+            ),
+            (ChecksumAlgorithm::Sha1, input.checksum_sha1.clone()),
+            (ChecksumAlgorithm::Sha256, input.checksum_sha256.clone()),
+        ],
+        declared: input
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| a.as_str().to_string()),
+    };
     // The upload's own algorithm is always computed, so Complete can
     // form the object's checksum whatever the client sent with the part.
-    if let Some(c) = upload.checksum {
-        algos.push(c.algorithm());
-        algos.sort();
-        algos.dedup();
-    }
-    let md5 = input.content_md5.as_deref().map(content_md5).transpose()?;
-    let body = input
-        .body
-        .ok_or_else(|| s3_error!(IncompleteBody, "The request body is missing"))?;
-    let staged = engine
-        .stage_body(&bucket, body, &algos)
-        .await
-        .map_err(to_s3)?;
-    if let Some(len) = input.content_length
-        && staged.ingested.size() != len as u64
-    {
-        return Err(s3_error!(
-            IncompleteBody,
-            "You did not provide the number of bytes specified by the Content-Length HTTP header."
-        ));
-    }
-    if let Some(md5) = md5
-        && md5 != staged.ingested.md5
-    {
-        return Err(s3_error!(
-            BadDigest,
-            "The Content-MD5 you specified did not match what we received."
-        ));
-    }
-    let trailers = trailing_headers.and_then(|t| t.take());
-    verify_checksums(&staged.ingested.checksums, &claimed, trailers.as_ref())?;
+    let staged = receive_body(
+        engine,
+        &bucket,
+        input.body,
+        &claims,
+        &headers,
+        trailing_headers,
+        upload.checksum.map(|c| c.algorithm()),
+    )
+    .await?;
     let part = engine
         .put_part(&input.bucket, &upload, number, staged)
         .await
@@ -391,16 +370,7 @@ pub(crate) async fn list_parts(
         .upload(&i.bucket, &i.key, &i.upload_id)
         .await
         .map_err(to_s3)?;
-    let max = match i.max_parts {
-        None => 1000,
-        Some(n) if n < 0 => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "max-parts must be a non-negative integer"
-            ));
-        }
-        Some(n) => (n as usize).min(1000),
-    };
+    let max = page_size(i.max_parts, "max-parts")?;
     let after = match i.part_number_marker {
         None => 0,
         Some(m) => u32::try_from(m).map_err(|_| {
@@ -459,28 +429,9 @@ pub(crate) async fn list_uploads(
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let i = req.input;
-    let url = match &i.encoding_type {
-        None => false,
-        Some(e) if e.as_str() == EncodingType::URL => true,
-        Some(e) => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Invalid Encoding Method specified in Request: {}",
-                e.as_str()
-            ));
-        }
-    };
-    let enc = |s: String| if url { url_encode(&s) } else { s };
-    let max = match i.max_uploads {
-        None => 1000,
-        Some(n) if n < 0 => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "max-uploads must be a non-negative integer"
-            ));
-        }
-        Some(n) => (n as usize).min(1000),
-    };
+    let url = crate::listing::encoding(&i.encoding_type)?;
+    let enc = |s: String| crate::listing::enc(url, s);
+    let max = page_size(i.max_uploads, "max-uploads")?;
     let query = UploadQuery {
         prefix: i.prefix.clone().unwrap_or_default(),
         delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use billet_engine::{Condition, Engine, ObjectMeta};
+use billet_engine::{Condition, Engine, ObjectMeta, StagedBody};
 use billet_index::ObjectVersion;
 use billet_unixfs::{ChecksumAlgorithm, ChecksumValue};
 use s3s::dto::*;
@@ -110,7 +110,7 @@ pub(crate) fn condition(
 
 /// The algorithms a PUT must compute: every `x-amz-checksum-*` given, the
 /// declared algorithm, and any announced in `x-amz-trailer`.
-pub(crate) fn requested_checksums(
+fn requested_checksums(
     input_values: &[(ChecksumAlgorithm, bool)],
     declared: Option<&str>,
     headers: &http::HeaderMap,
@@ -145,7 +145,7 @@ pub(crate) fn requested_checksums(
 
 /// Checks what the client claimed (headers, then trailers) against what
 /// was computed.
-pub(crate) fn verify_checksums(
+fn verify_checksums(
     computed: &[ChecksumValue],
     claimed: &[(ChecksumAlgorithm, Option<String>)],
     trailers: Option<&http::HeaderMap>,
@@ -172,6 +172,85 @@ pub(crate) fn verify_checksums(
     Ok(())
 }
 
+/// What a request says about its body: Content-Length, Content-MD5, the
+/// `x-amz-checksum-*` values (headers; trailers arrive after the body) and
+/// the declared checksum algorithm.
+pub(crate) struct BodyClaims {
+    pub content_length: Option<i64>,
+    pub content_md5: Option<String>,
+    pub checksums: [(ChecksumAlgorithm, Option<String>); 5],
+    pub declared: Option<String>,
+}
+
+impl BodyClaims {
+    /// The algorithms to compute while the body streams in.
+    fn algorithms(&self, headers: &http::HeaderMap) -> S3Result<Vec<ChecksumAlgorithm>> {
+        let present: Vec<(ChecksumAlgorithm, bool)> = self
+            .checksums
+            .iter()
+            .map(|(a, v)| (*a, v.is_some()))
+            .collect();
+        requested_checksums(&present, self.declared.as_deref(), headers)
+    }
+
+    /// Malformed claims are refused before any byte is read.
+    pub(crate) fn check_headers(&self, headers: &http::HeaderMap) -> S3Result<()> {
+        self.algorithms(headers)?;
+        self.content_md5.as_deref().map(content_md5).transpose()?;
+        Ok(())
+    }
+}
+
+/// Streams a request body into the log, computing every checksum the
+/// request names (and `also`), then checks it against the claims: length
+/// (IncompleteBody), Content-MD5 and checksums (BadDigest). A failed check
+/// leaves the staged blocks unreferenced.
+pub(crate) async fn receive_body(
+    engine: &Engine,
+    bucket: &billet_index::BucketState,
+    body: Option<StreamingBlob>,
+    claims: &BodyClaims,
+    headers: &http::HeaderMap,
+    trailing: Option<s3s::TrailingHeaders>,
+    also: Option<ChecksumAlgorithm>,
+) -> S3Result<StagedBody> {
+    let mut algos = claims.algorithms(headers)?;
+    if let Some(a) = also {
+        algos.push(a);
+        algos.sort();
+        algos.dedup();
+    }
+    let md5 = claims.content_md5.as_deref().map(content_md5).transpose()?;
+    let body = body.ok_or_else(|| s3_error!(IncompleteBody, "The request body is missing"))?;
+    let staged = engine
+        .stage_body(bucket, body, &algos)
+        .await
+        .map_err(to_s3)?;
+    if let Some(len) = claims.content_length
+        && staged.ingested.size() != len as u64
+    {
+        return Err(s3_error!(
+            IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        ));
+    }
+    if let Some(md5) = md5
+        && md5 != staged.ingested.md5
+    {
+        return Err(s3_error!(
+            BadDigest,
+            "The Content-MD5 you specified did not match what we received."
+        ));
+    }
+    let trailers = trailing.and_then(|t| t.take());
+    verify_checksums(
+        &staged.ingested.checksums,
+        &claims.checksums,
+        trailers.as_ref(),
+    )?;
+    Ok(staged)
+}
+
 pub(crate) async fn put_object(
     engine: &Engine,
     req: S3Request<PutObjectInput>,
@@ -195,54 +274,40 @@ pub(crate) async fn put_object(
         ));
     }
     let bucket = engine.bucket(&input.bucket).await.map_err(to_s3)?;
-    let claimed = [
-        (ChecksumAlgorithm::Crc32, input.checksum_crc32.clone()),
-        (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.clone()),
-        (
-            ChecksumAlgorithm::Crc64Nvme,
-            input.checksum_crc64nvme.clone(),
-        ),
-        (ChecksumAlgorithm::Sha1, input.checksum_sha1.clone()),
-        (ChecksumAlgorithm::Sha256, input.checksum_sha256.clone()),
-    ];
-    let present: Vec<(ChecksumAlgorithm, bool)> =
-        claimed.iter().map(|(a, v)| (*a, v.is_some())).collect();
-    let algos = requested_checksums(
-        &present,
-        input.checksum_algorithm.as_ref().map(|a| a.as_str()),
-        &headers,
-    )?;
-    let md5 = input.content_md5.as_deref().map(content_md5).transpose()?;
+    let claims = BodyClaims {
+        content_length: input.content_length,
+        content_md5: input.content_md5.clone(),
+        checksums: [
+            (ChecksumAlgorithm::Crc32, input.checksum_crc32.clone()),
+            (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.clone()),
+            (
+                ChecksumAlgorithm::Crc64Nvme,
+                input.checksum_crc64nvme.clone(),
+            ),
+            (ChecksumAlgorithm::Sha1, input.checksum_sha1.clone()),
+            (ChecksumAlgorithm::Sha256, input.checksum_sha256.clone()),
+        ],
+        declared: input
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| a.as_str().to_string()),
+    };
+    claims.check_headers(&headers)?;
     let tags = match &input.tagging {
         Some(t) => parse_tagging_header(t)?,
         None => BTreeMap::new(),
     };
     let cond = condition(input.if_match.clone(), input.if_none_match.clone())?;
-    let body = input
-        .body
-        .ok_or_else(|| s3_error!(IncompleteBody, "The request body is missing"))?;
-    let staged = engine
-        .stage_body(&bucket, body, &algos)
-        .await
-        .map_err(to_s3)?;
-    if let Some(len) = input.content_length
-        && staged.ingested.size() != len as u64
-    {
-        return Err(s3_error!(
-            IncompleteBody,
-            "You did not provide the number of bytes specified by the Content-Length HTTP header."
-        ));
-    }
-    if let Some(md5) = md5
-        && md5 != staged.ingested.md5
-    {
-        return Err(s3_error!(
-            BadDigest,
-            "The Content-MD5 you specified did not match what we received."
-        ));
-    }
-    let trailers = trailing_headers.and_then(|t| t.take());
-    verify_checksums(&staged.ingested.checksums, &claimed, trailers.as_ref())?;
+    let staged = receive_body(
+        engine,
+        &bucket,
+        input.body,
+        &claims,
+        &headers,
+        trailing_headers,
+        None,
+    )
+    .await?;
     let meta = SystemHeaders {
         content_type: input.content_type,
         content_encoding: input.content_encoding,

@@ -65,11 +65,17 @@ pub(crate) fn decode_token(token: &str) -> S3Result<String> {
 
 /// `max-keys`: default 1000, at most 1000, never negative.
 pub(crate) fn max_keys(v: Option<i32>) -> S3Result<usize> {
+    page_size(v, "max-keys")
+}
+
+/// A page-size parameter (`max-keys`, `max-parts`, `max-uploads`):
+/// default 1000, at most 1000, never negative.
+pub(crate) fn page_size(v: Option<i32>, name: &str) -> S3Result<usize> {
     match v {
         None => Ok(1000),
         Some(n) if n < 0 => Err(s3_error!(
             InvalidArgument,
-            "max-keys must be a non-negative integer"
+            "{name} must be a non-negative integer"
         )),
         Some(n) => Ok((n as usize).min(1000)),
     }
