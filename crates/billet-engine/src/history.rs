@@ -29,6 +29,36 @@ fn cbor_err(e: impl std::fmt::Display) -> EngineError {
 }
 
 impl Engine {
+    /// Makes a new bucket's first commit (its creation, or an import's
+    /// head) the first leaf of its MMR, so it can be proven at once. A
+    /// crash before this leaves the MMR empty, and the bucket's next commit
+    /// appends both (`MmrState::leaves_for`).
+    pub(crate) async fn start_history(
+        &self,
+        bucket: &str,
+        head: Cid,
+        seq: u64,
+    ) -> Result<(), EngineError> {
+        let mmr = MmrState::load(&self.inner, bucket).await?;
+        if mmr.size != 0 {
+            return Ok(());
+        }
+        let (nodes, _) = mmr.append(&[head])?;
+        self.index()
+            .commit(billet_index::CommitBatch {
+                bucket: bucket.to_string(),
+                expected_head: head,
+                head,
+                seq,
+                settings: None,
+                changes: Vec::new(),
+                completed_uploads: Vec::new(),
+                mmr: nodes,
+            })
+            .await?;
+        Ok(())
+    }
+
     fn checkpoint_dir(&self) -> PathBuf {
         self.inner.config.data_dir.join("checkpoints")
     }
@@ -280,9 +310,18 @@ impl Engine {
         let root = m
             .body
             .ok_or_else(|| EngineError::NoSuchKey(key.to_string()))?;
+        let commit = Commit::decode(&object.commit)?;
+        let chunk_size = commit.settings.chunk_size;
+        let (start, len) = m.chunk_span(chunk, chunk_size).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "{key} has {} chunks (0 to {}); there is no chunk {chunk}",
+                m.chunk_count(chunk_size),
+                m.chunk_count(chunk_size) - 1
+            ))
+        })?;
         let store = self.store().clone();
         let (nodes, positions, offset, data_cid, bytes) =
-            tokio::task::spawn_blocking(move || find_chunk(store.as_ref(), root, chunk))
+            tokio::task::spawn_blocking(move || find_chunk(store.as_ref(), root, start, len))
                 .await
                 .map_err(join_error)??;
         let (leaf, mmr) = self.head_leaf(cp).await?;
@@ -317,28 +356,20 @@ impl Engine {
 
 type Found = (Vec<ByteBuf>, Vec<u64>, u64, Cid, Vec<u8>);
 
-/// The `chunk`-th leaf of the UnixFS tree under `root`, with the file
-/// nodes above it (root first), the child taken at each and its offset.
-/// Reads only file nodes until it descends: a subtree's leaf count is
-/// found by walking its nodes, never its data.
-fn find_chunk<S: BlockStore>(store: &S, root: Cid, chunk: u64) -> Result<Found, EngineError> {
-    fn leaves<S: BlockStore>(store: &S, cid: &Cid) -> Result<u64, EngineError> {
-        if cid.codec() != Codec::DagPb.code() {
-            return Ok(1);
-        }
-        let node = billet_unixfs::decode_file_node(&store.get(cid)?)
-            .map_err(|e| EngineError::Invalid(format!("UnixFS node {cid}: {e}")))?;
-        let mut n = 0;
-        for (c, _) in &node.children {
-            n += leaves(store, c)?;
-        }
-        Ok(n)
-    }
+/// The leaf of the UnixFS tree under `root` that covers bytes
+/// `[start, start + len)`, with the file nodes above it (root first), the
+/// child taken at each and the leaf's offset. Each step picks its child
+/// by the sizes the node records, so it reads one node per level.
+fn find_chunk<S: BlockStore>(
+    store: &S,
+    root: Cid,
+    start: u64,
+    len: u64,
+) -> Result<Found, EngineError> {
     let mut nodes = Vec::new();
     let mut positions = Vec::new();
     let mut offset = 0u64;
     let mut cid = root;
-    let mut want = chunk;
     while cid.codec() == Codec::DagPb.code() {
         let bytes = store.get(&cid)?;
         let node = billet_unixfs::decode_file_node(&bytes)
@@ -346,27 +377,33 @@ fn find_chunk<S: BlockStore>(store: &S, root: Cid, chunk: u64) -> Result<Found, 
         offset += node.data.len() as u64;
         let mut next = None;
         for (pos, (child, size)) in node.children.iter().enumerate() {
-            let n = leaves(store, child)?;
-            if want < n {
+            // An empty chunk (an empty last part) sits where it starts.
+            let covers = if len == 0 {
+                *size == 0 && offset == start
+            } else {
+                start < offset + size
+            };
+            if covers {
                 next = Some((pos, *child));
                 break;
             }
-            want -= n;
             offset += size;
         }
         let (pos, child) = next.ok_or_else(|| {
-            EngineError::Invalid(format!("the body has fewer than {} chunks", chunk + 1))
+            EngineError::Internal(format!(
+                "UnixFS node {cid} has no child at body offset {start}"
+            ))
         })?;
         nodes.push(ByteBuf::from(bytes.to_vec()));
         positions.push(pos as u64);
         cid = child;
     }
-    if want != 0 {
-        return Err(EngineError::Invalid(format!(
-            "the body has fewer than {} chunks",
-            chunk + 1
+    let data = store.get(&cid)?;
+    if offset != start || data.len() as u64 != len {
+        return Err(EngineError::Internal(format!(
+            "the leaf {cid} at offset {offset} ({} bytes) is not the chunk at {start} ({len} bytes)",
+            data.len()
         )));
     }
-    let data = store.get(&cid)?;
     Ok((nodes, positions, offset, cid, data.to_vec()))
 }

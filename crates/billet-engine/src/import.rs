@@ -110,6 +110,7 @@ impl Engine {
             let _ = self.index().delete_bucket(&name).await;
             return Err(map_index(e));
         }
+        self.start_history(&name, head, report.seq).await?;
         self.handle(&name).forget_head();
         Ok(report)
     }

@@ -289,6 +289,7 @@ impl Engine {
             .create_bucket(&state)
             .await
             .map_err(map_index)?;
+        self.start_history(name, state.head, 0).await?;
         self.handle(name).forget_head();
         Ok(state)
     }

@@ -146,7 +146,9 @@ impl MmrState {
     }
 
     /// The commits a new commit on `head` adds as leaves: the MMR of a
-    /// bucket starts with the first commit it knew (creation or import).
+    /// bucket starts with the first commit it knew (creation or import),
+    /// which `Engine::start_history` appends at once; it is still missing
+    /// only if a crash came between, or the bucket predates that.
     pub(crate) fn leaves_for(&self, head: Cid, new: Cid) -> Vec<Cid> {
         if self.size == 0 {
             vec![head, new]

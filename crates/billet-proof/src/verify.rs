@@ -309,20 +309,29 @@ fn challenge(p: &ChallengeProof, node: &str) -> Result<Verified, ProofError> {
             "the chunk is not the leaf the UnixFS path ends at",
         ));
     }
-    if offset != r.offset || offset + p.bytes.len() as u64 > m.size {
+    if offset != r.offset {
         return Err(mismatch(format!(
             "the chunk lies at offset {offset}, the response says {}",
             r.offset
         )));
     }
-    // Single-part bodies have fixed-size chunks, so the offset pins the
-    // chunk number too.
-    if !m.is_multipart() && offset != r.chunk * commit.settings.chunk_size {
+    // The chunk number names one byte range of the body, whatever its
+    // shape (fixed-size chunks, or each part chunked from its start): the
+    // leaf the path reached must be exactly that range.
+    let chunk_size = commit.settings.chunk_size;
+    let (want_offset, want_len) = m.chunk_span(r.chunk, chunk_size).ok_or_else(|| {
+        mismatch(format!(
+            "the body has {} chunks; there is no chunk {}",
+            m.chunk_count(chunk_size),
+            r.chunk
+        ))
+    })?;
+    if offset != want_offset || p.bytes.len() as u64 != want_len {
         return Err(mismatch(format!(
-            "chunk {} of {}-byte chunks starts at {}, not {offset}",
+            "chunk {} is bytes {want_offset}..{} of the body, not the {} bytes at {offset}",
             r.chunk,
-            commit.settings.chunk_size,
-            r.chunk * commit.settings.chunk_size
+            want_offset + want_len,
+            p.bytes.len()
         )));
     }
     Ok(Verified::Chunk {

@@ -316,6 +316,48 @@ impl Manifest {
     pub fn is_multipart(&self) -> bool {
         !self.parts.is_empty()
     }
+
+    /// The byte ranges the body's chunks (the leaves of its UnixFS tree)
+    /// cover, in order: a single-part body is cut every `chunk_size`
+    /// bytes, a multipart body's parts each from their own start (every
+    /// part is chunked as it streams in). An empty body or part is one
+    /// empty chunk. `(offset, length)` of chunk `n`, or `None` past the
+    /// last one; this is what binds a storage challenge's chunk number to
+    /// a place in the body, whatever its shape.
+    pub fn chunk_span(&self, n: u64, chunk_size: u64) -> Option<(u64, u64)> {
+        let chunk_size = chunk_size.max(1);
+        let single = [self.size];
+        let parts: &[u64] = if self.parts.is_empty() {
+            &single
+        } else {
+            &self.parts
+        };
+        let mut first = 0u64;
+        let mut offset = 0u64;
+        for &size in parts {
+            let count = size.div_ceil(chunk_size).max(1);
+            if n < first + count {
+                let start = (n - first) * chunk_size;
+                return Some((offset + start, chunk_size.min(size - start)));
+            }
+            first += count;
+            offset += size;
+        }
+        None
+    }
+
+    /// How many chunks the body has (see [`Manifest::chunk_span`]).
+    pub fn chunk_count(&self, chunk_size: u64) -> u64 {
+        let chunk_size = chunk_size.max(1);
+        if self.parts.is_empty() {
+            self.size.div_ceil(chunk_size).max(1)
+        } else {
+            self.parts
+                .iter()
+                .map(|s| s.div_ceil(chunk_size).max(1))
+                .sum()
+        }
+    }
 }
 
 /// `hex(md5)` or `hex(md5)-N` with N in 1..=10000.
@@ -352,6 +394,48 @@ mod tests {
         m.meta.insert("owner".into(), "ann".into());
         m.tags.insert("project".into(), "x".into());
         m
+    }
+
+    /// The chunks as ingest makes them: each part cut from its start.
+    fn model_chunks(parts: &[u64], chunk: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for &size in parts {
+            if size == 0 {
+                out.push((offset, 0));
+            }
+            let mut at = 0;
+            while at < size {
+                let len = chunk.min(size - at);
+                out.push((offset + at, len));
+                at += len;
+            }
+            offset += size;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn chunk_spans_follow_the_parts(
+            parts in proptest::collection::vec(0u64..50, 1..6),
+            chunk in 1u64..12,
+            multipart in proptest::bool::ANY,
+        ) {
+            let mut m = sample();
+            let parts = if multipart { parts } else { vec![parts.iter().sum()] };
+            m.size = parts.iter().sum();
+            if multipart {
+                m.parts = parts.clone();
+            }
+            let want = model_chunks(&parts, chunk);
+            proptest::prop_assert_eq!(m.chunk_count(chunk), want.len() as u64);
+            for (n, span) in want.iter().enumerate() {
+                proptest::prop_assert_eq!(m.chunk_span(n as u64, chunk), Some(*span));
+            }
+            proptest::prop_assert_eq!(m.chunk_span(want.len() as u64, chunk), None);
+            proptest::prop_assert_eq!(m.chunk_span(u64::MAX, chunk), None);
+        }
     }
 
     #[test]

@@ -28,10 +28,7 @@ pub(crate) fn to_s3(e: EngineError) -> S3Error {
         EngineError::TooLarge { max } => {
             s3_error!(EntityTooLarge, "The body exceeds the {max}-byte limit")
         }
-        EngineError::Body(why) => s3_error!(
-            IncompleteBody,
-            "The request body ended early or failed: {why}"
-        ),
+        EngineError::Body(why) => crate::request_body::body_error(&why),
         EngineError::NoSuchUpload(u) => s3_error!(NoSuchUpload, "Upload {u} does not exist"),
         EngineError::Invalid(why) => s3_error!(InvalidRequest, "{why}"),
         EngineError::InvalidPart(why) => s3_error!(InvalidPart, "{why}"),

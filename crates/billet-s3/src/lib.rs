@@ -3,21 +3,31 @@
 //! checksums) come from s3s; this crate maps each operation onto the
 //! engine and engine errors onto S3 error codes.
 
+mod access;
 mod auth;
+mod authz;
 mod error;
 mod listing;
 mod multipart;
 mod objects;
+mod request_body;
 mod s3;
+mod sigv4;
 mod tagging;
 mod util;
 
+use std::sync::Arc;
+
 use billet_engine::Engine;
 use s3s::S3Result;
+use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
-pub use auth::{Access, IndexAuth, OpSlot};
+pub use access::{Access, OpSlot};
+pub use auth::IndexAuth;
+pub use authz::{Authorizer, Decision, decide};
+pub use request_body::{BodyStalled, XML_MAX_BYTES};
 pub use s3::BilletS3;
 
 #[derive(Debug, Clone)]
@@ -41,22 +51,45 @@ impl Default for S3Options {
     }
 }
 
-/// The S3 service over `engine`, authenticating with the index's keys.
-pub fn service(engine: Engine, options: &S3Options) -> Result<S3Service, String> {
-    let auth = IndexAuth::new(engine.index().clone());
+/// The S3 service over `engine`, authenticating with the index's keys and
+/// authorizing through `authz` (shared with the `/_billet/v1` endpoints).
+pub fn service(
+    engine: Engine,
+    authz: Authorizer,
+    options: &S3Options,
+) -> Result<S3Service, String> {
     let s3 = BilletS3 {
         engine,
-        auth: auth.clone(),
+        authz: authz.clone(),
         region: options.region.clone(),
         max_put_bytes: options.max_put_bytes,
     };
     let mut b = S3ServiceBuilder::new(s3);
-    b.set_auth(auth);
-    b.set_access(Access);
+    b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config()))));
+    b.set_auth(authz.keys().clone());
+    b.set_access(Access {
+        authz,
+        region: options.region.clone(),
+        xml_max_bytes: XML_MAX_BYTES as u64,
+    });
     if let Some(domain) = &options.domain {
         b.set_host(BaseDomain::new(domain)?);
     }
     Ok(b.build())
+}
+
+/// What s3s may buffer. XML bodies are read only after [`Access`] passed
+/// (and checked their declared length); form uploads never reach s3s (the
+/// HTTP layer refuses them until POST Object exists), but their bounds are
+/// kept small anyway.
+fn s3s_config() -> S3Config {
+    let mut c = S3Config::default();
+    c.xml_max_body_size = XML_MAX_BYTES;
+    c.post_object_max_file_size = 0;
+    c.form_max_field_size = 64 << 10;
+    c.form_max_fields_size = 256 << 10;
+    c.form_max_parts = 64;
+    c
 }
 
 /// Virtual-hosted-style addressing under one base domain: `b.domain[:port]`

@@ -49,6 +49,43 @@ fn checksum_dto(c: Option<UploadChecksum>) -> (Option<ChecksumAlgorithm_>, Optio
 
 type ChecksumAlgorithm_ = s3s::dto::ChecksumAlgorithm;
 
+/// How an upload's object checksum is formed, by S3's rules: the type a
+/// client names (`x-amz-checksum-type`) needs an algorithm; without a
+/// type, CRC64NVME is FULL_OBJECT (the only way S3 has it) and the others
+/// COMPOSITE; SHA-1 and SHA-256 cannot be combined into a full-object
+/// value; and an upload that names no algorithm gets a full-object
+/// CRC64NVME, as every S3 object now has a checksum.
+fn upload_checksum(
+    algo: Option<ChecksumAlgorithm>,
+    kind: Option<&str>,
+) -> S3Result<UploadChecksum> {
+    use ChecksumAlgorithm::{Crc64Nvme, Sha1, Sha256};
+    match (algo, kind) {
+        (None, None) => Ok(UploadChecksum::FullObject(Crc64Nvme)),
+        (None, Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+        )),
+        (Some(a), Some(ChecksumType::FULL_OBJECT)) if matches!(a, Sha1 | Sha256) => Err(s3_error!(
+            InvalidRequest,
+            "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+            a.s3_name()
+        )),
+        (Some(a), Some(ChecksumType::FULL_OBJECT)) => Ok(UploadChecksum::FullObject(a)),
+        (Some(Crc64Nvme), Some(ChecksumType::COMPOSITE)) => Err(s3_error!(
+            InvalidRequest,
+            "The COMPOSITE checksum type cannot be used with the CRC64NVME checksum algorithm."
+        )),
+        (Some(a), Some(ChecksumType::COMPOSITE)) => Ok(UploadChecksum::Composite(a)),
+        (Some(_), Some(other)) => Err(s3_error!(
+            InvalidRequest,
+            "Value for x-amz-checksum-type header is invalid: {other}"
+        )),
+        (Some(Crc64Nvme), None) => Ok(UploadChecksum::FullObject(Crc64Nvme)),
+        (Some(a), None) => Ok(UploadChecksum::Composite(a)),
+    }
+}
+
 pub(crate) async fn create(
     engine: &Engine,
     req: S3Request<CreateMultipartUploadInput>,
@@ -66,25 +103,7 @@ pub(crate) async fn create(
         .as_ref()
         .map(|a| algorithm(a.as_str()))
         .transpose()?;
-    let full = i
-        .checksum_type
-        .as_ref()
-        .is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT);
-    let checksum = match (algo, full) {
-        (None, true) => {
-            return Err(s3_error!(
-                InvalidRequest,
-                "x-amz-checksum-type requires x-amz-checksum-algorithm"
-            ));
-        }
-        (None, false) => None,
-        // CRC64NVME only exists as a full-object checksum in S3.
-        (Some(ChecksumAlgorithm::Crc64Nvme), _) => {
-            Some(UploadChecksum::FullObject(ChecksumAlgorithm::Crc64Nvme))
-        }
-        (Some(a), true) => Some(UploadChecksum::FullObject(a)),
-        (Some(a), false) => Some(UploadChecksum::Composite(a)),
-    };
+    let checksum = upload_checksum(algo, i.checksum_type.as_ref().map(|t| t.as_str()))?;
     let meta = SystemHeaders {
         content_type: i.content_type,
         content_encoding: i.content_encoding,
@@ -95,7 +114,7 @@ pub(crate) async fn create(
     }
     .into_meta(i.metadata, tags);
     let up = engine
-        .create_upload(&i.bucket, &i.key, meta, checksum)
+        .create_upload(&i.bucket, &i.key, meta, Some(checksum))
         .await
         .map_err(to_s3)?;
     let (checksum_algorithm, checksum_type) = checksum_dto(up.checksum);
@@ -484,4 +503,45 @@ pub(crate) async fn list_uploads(
         encoding_type: i.encoding_type,
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChecksumAlgorithm::*;
+
+    #[test]
+    fn upload_checksum_rules() {
+        let ok = |a, k| upload_checksum(a, k).ok();
+        assert_eq!(ok(None, None), Some(UploadChecksum::FullObject(Crc64Nvme)));
+        assert_eq!(
+            ok(Some(Crc32), None),
+            Some(UploadChecksum::Composite(Crc32))
+        );
+        assert_eq!(
+            ok(Some(Sha256), None),
+            Some(UploadChecksum::Composite(Sha256))
+        );
+        assert_eq!(
+            ok(Some(Crc64Nvme), None),
+            Some(UploadChecksum::FullObject(Crc64Nvme))
+        );
+        assert_eq!(
+            ok(Some(Crc32c), Some("FULL_OBJECT")),
+            Some(UploadChecksum::FullObject(Crc32c))
+        );
+        assert_eq!(
+            ok(Some(Sha1), Some("COMPOSITE")),
+            Some(UploadChecksum::Composite(Sha1))
+        );
+        for (a, k) in [
+            (None, Some("FULL_OBJECT")),
+            (Some(Sha1), Some("FULL_OBJECT")),
+            (Some(Sha256), Some("FULL_OBJECT")),
+            (Some(Crc64Nvme), Some("COMPOSITE")),
+            (Some(Crc32), Some("SIDEWAYS")),
+        ] {
+            assert!(upload_checksum(a, k).is_err(), "{a:?} {k:?}");
+        }
+    }
 }

@@ -40,19 +40,41 @@ impl Checksums {
         c
     }
 
-    /// The checksums stored in a manifest.
-    pub fn of(m: &billet_records::Manifest) -> Self {
-        let values: Vec<ChecksumValue> = m
-            .checksums
-            .iter()
-            .filter_map(|(name, digest)| {
-                ChecksumAlgorithm::from_s3_name(name).map(|algorithm| ChecksumValue {
-                    algorithm,
-                    digest: digest.to_vec(),
-                })
+    /// The object checksum a manifest records, as S3 shows it on GET,
+    /// HEAD, Complete and copies: a COMPOSITE value carries its `-N` part
+    /// count (which is what tells SDKs not to check it against the whole
+    /// body), and the type always goes with it.
+    pub fn of(m: &billet_records::Manifest) -> (Self, Option<ChecksumType>) {
+        let composite = m.checksum_type == Some(billet_records::ChecksumType::Composite);
+        let mut c = Checksums::default();
+        for (name, digest) in &m.checksums {
+            let Some(algorithm) = ChecksumAlgorithm::from_s3_name(name) else {
+                continue;
+            };
+            let mut text = ChecksumValue {
+                algorithm,
+                digest: digest.to_vec(),
+            }
+            .to_base64();
+            if composite {
+                text = format!("{text}-{}", m.parts.len().max(1));
+            }
+            let slot = match algorithm {
+                ChecksumAlgorithm::Crc32 => &mut c.crc32,
+                ChecksumAlgorithm::Crc32c => &mut c.crc32c,
+                ChecksumAlgorithm::Crc64Nvme => &mut c.crc64nvme,
+                ChecksumAlgorithm::Sha1 => &mut c.sha1,
+                ChecksumAlgorithm::Sha256 => &mut c.sha256,
+            };
+            *slot = Some(text);
+        }
+        let kind = m.checksum_type.map(|t| {
+            ChecksumType::from_static(match t {
+                billet_records::ChecksumType::FullObject => ChecksumType::FULL_OBJECT,
+                billet_records::ChecksumType::Composite => ChecksumType::COMPOSITE,
             })
-            .collect();
-        Checksums::from_values(&values)
+        });
+        (c, kind)
     }
 }
 
@@ -298,6 +320,12 @@ pub(crate) async fn put_object(
         None => BTreeMap::new(),
     };
     let cond = condition(input.if_match.clone(), input.if_none_match.clone())?;
+    // As in S3, every object gets a checksum: CRC64NVME when the client
+    // asked for none.
+    let default = claims
+        .algorithms(&headers)?
+        .is_empty()
+        .then_some(ChecksumAlgorithm::Crc64Nvme);
     let staged = receive_body(
         engine,
         &bucket,
@@ -305,7 +333,7 @@ pub(crate) async fn put_object(
         &claims,
         &headers,
         trailing_headers,
-        None,
+        default,
     )
     .await?;
     let meta = SystemHeaders {
@@ -499,9 +527,10 @@ pub(crate) async fn get_object(
     .await?;
     let body = engine.read_body(&v.manifest, start, end).map_err(to_s3)?;
     let m = &v.manifest;
-    let checksums = match (&i.checksum_mode, &content_range) {
+    // A checksum describes the whole object, so ranges get none.
+    let (checksums, checksum_type) = match (&i.checksum_mode, &content_range) {
         (Some(mode), None) if mode.as_str() == ChecksumMode::ENABLED => Checksums::of(m),
-        _ => Checksums::default(),
+        _ => (Checksums::default(), None),
     };
     let out = GetObjectOutput {
         body: Some(StreamingBlob::wrap(body)),
@@ -532,6 +561,7 @@ pub(crate) async fn get_object(
         checksum_crc64nvme: checksums.crc64nvme,
         checksum_sha1: checksums.sha1,
         checksum_sha256: checksums.sha256,
+        checksum_type,
         parts_count: m.is_multipart().then_some(m.parts.len() as i32),
         ..Default::default()
     };
@@ -559,9 +589,9 @@ pub(crate) async fn head_object(
     )
     .await?;
     let m = &v.manifest;
-    let checksums = match &i.checksum_mode {
-        Some(mode) if mode.as_str() == ChecksumMode::ENABLED => Checksums::of(m),
-        _ => Checksums::default(),
+    let (checksums, checksum_type) = match (&i.checksum_mode, &content_range) {
+        (Some(mode), None) if mode.as_str() == ChecksumMode::ENABLED => Checksums::of(m),
+        _ => (Checksums::default(), None),
     };
     Ok(S3Response::new(HeadObjectOutput {
         accept_ranges: Some("bytes".into()),
@@ -590,6 +620,7 @@ pub(crate) async fn head_object(
         checksum_crc64nvme: checksums.crc64nvme,
         checksum_sha1: checksums.sha1,
         checksum_sha256: checksums.sha256,
+        checksum_type,
         parts_count: m.is_multipart().then_some(m.parts.len() as i32),
         ..Default::default()
     }))
@@ -808,7 +839,7 @@ pub(crate) async fn copy_object(
         )
         .await
         .map_err(to_s3)?;
-    let c = Checksums::of(&out.manifest);
+    let (c, checksum_type) = Checksums::of(&out.manifest);
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&out.manifest.etag)),
@@ -818,7 +849,7 @@ pub(crate) async fn copy_object(
             checksum_crc64nvme: c.crc64nvme,
             checksum_sha1: c.sha1,
             checksum_sha256: c.sha256,
-            ..Default::default()
+            checksum_type,
         }),
         copy_source_version_id: src.manifest.version_id.clone(),
         version_id: out.version_id,

@@ -5,7 +5,7 @@ use billet_records::Versioning;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
-use crate::auth::IndexAuth;
+use crate::authz::Authorizer;
 use crate::error::to_s3;
 use crate::util::timestamp;
 use crate::{listing, multipart, objects, tagging};
@@ -14,7 +14,7 @@ use crate::{listing, multipart, objects, tagging};
 #[derive(Debug, Clone)]
 pub struct BilletS3 {
     pub(crate) engine: Engine,
-    pub(crate) auth: IndexAuth,
+    pub(crate) authz: Authorizer,
     pub(crate) region: String,
     pub(crate) max_put_bytes: u64,
 }
@@ -26,7 +26,7 @@ impl BilletS3 {
             .credentials
             .as_ref()
             .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;
-        let key = self.auth.key(&creds.access_key).await?.ok_or_else(|| {
+        let key = self.authz.key(&creds.access_key).await?.ok_or_else(|| {
             s3_error!(
                 InvalidAccessKeyId,
                 "The AWS access key Id you provided does not exist in our records."
@@ -98,10 +98,9 @@ impl S3 for BilletS3 {
             }
             Err(_) => {}
         }
-        self.engine
-            .create_bucket(&name, &owner)
-            .await
-            .map_err(to_s3)?;
+        let created = self.engine.create_bucket(&name, &owner).await;
+        self.authz.forget(&name);
+        created.map_err(to_s3)?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -122,10 +121,9 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.engine
-            .delete_bucket(&req.input.bucket)
-            .await
-            .map_err(to_s3)?;
+        let deleted = self.engine.delete_bucket(&req.input.bucket).await;
+        self.authz.forget(&req.input.bucket);
+        deleted.map_err(to_s3)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 

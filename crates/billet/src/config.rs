@@ -28,6 +28,19 @@ pub struct FileConfig {
     pub index: IndexFile,
     #[serde(default)]
     pub log: LogFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// Bounds on connections and their timing (see `listener`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_connections: Option<usize>,
+    pub header_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
+    pub send_timeout_ms: Option<u64>,
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +124,65 @@ pub struct Config {
     pub log_level: String,
     pub index: IndexBackend,
     pub log: billet_log::LogConfig,
+    pub limits: Limits,
+}
+
+/// How many connections the server holds and how long it waits for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at most; further ones wait in the listen backlog.
+    /// The server lowers it to what its file-descriptor limit allows.
+    pub max_connections: usize,
+    /// From when the server starts waiting for a request (a new
+    /// connection, or the end of the previous response on a kept-alive
+    /// one) to the request's last header byte: so also how long an idle
+    /// connection stays open.
+    pub header_timeout: Duration,
+    /// Longest the server waits for the next bytes of a request body.
+    pub body_timeout: Duration,
+    /// Longest a response write waits for the client to read.
+    pub send_timeout: Duration,
+    /// Failed `/_billet/v1` Basic-auth attempts per client address per
+    /// minute before further attempts are refused (429).
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(20),
+            body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            auth_failures_per_minute: 10,
+        }
+    }
+}
+
+impl Limits {
+    fn from_file(f: &LimitsFile) -> Result<Limits> {
+        let d = Limits::default();
+        let ms = |v: Option<u64>, default: Duration, name: &str| -> Result<Duration> {
+            match v {
+                None => Ok(default),
+                Some(0) => bail!("limits.{name} must be at least 1 ms"),
+                Some(v) => Ok(Duration::from_millis(v)),
+            }
+        };
+        let max_connections = f.max_connections.unwrap_or(d.max_connections);
+        if max_connections == 0 {
+            bail!("limits.max_connections must be at least 1");
+        }
+        Ok(Limits {
+            max_connections,
+            header_timeout: ms(f.header_timeout_ms, d.header_timeout, "header_timeout_ms")?,
+            body_timeout: ms(f.body_timeout_ms, d.body_timeout, "body_timeout_ms")?,
+            send_timeout: ms(f.send_timeout_ms, d.send_timeout, "send_timeout_ms")?,
+            auth_failures_per_minute: f
+                .auth_failures_per_minute
+                .unwrap_or(d.auth_failures_per_minute),
+        })
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -195,6 +267,7 @@ impl Config {
                 .unwrap_or_else(|| "info".into()),
             index,
             log,
+            limits: Limits::from_file(&file.limits)?,
         })
     }
 }

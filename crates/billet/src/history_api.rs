@@ -1,19 +1,28 @@
 //! HTTP endpoints for checkpoints, proofs and storage challenges, outside
 //! the S3 namespace (`_billet` cannot be a bucket name). Every request is
 //! authenticated with an access key: `Authorization: Basic
-//! base64(ACCESS_KEY_ID:SECRET)`. Answers are DAG-CBOR
-//! (`application/vnd.ipld.dag-cbor`), or JSON with `?format=json`;
-//! `billet verify-proof` checks the DAG-CBOR form offline.
+//! base64(ACCESS_KEY_ID:SECRET)`, compared in constant time, with failed
+//! attempts limited per client address; a bucket's endpoints answer only
+//! its owner's keys (the same decision as S3's, `billet_s3::authz`).
+//! Answers are DAG-CBOR (`application/vnd.ipld.dag-cbor`), or JSON with
+//! `?format=json`; `billet verify-proof` checks the DAG-CBOR form offline.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use base64::Engine as _;
 use billet_block::Cid;
-use billet_engine::{Engine, EngineError};
+use billet_engine::EngineError;
+use billet_index::AccessKey;
 use billet_proof::Proof;
-use ed25519_dalek::SigningKey;
+use billet_s3::Decision;
 use hyper::{Request, Response, StatusCode};
 use s3s::Body;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::router::App;
 
 pub const PREFIX: &str = "/_billet/v1/";
 
@@ -59,28 +68,34 @@ fn query(req: &Request<hyper::body::Incoming>) -> HashMap<String, String> {
         .collect()
 }
 
-async fn authorized(engine: &Engine, req: &Request<hyper::body::Incoming>) -> bool {
-    let Some(value) = req
+/// The `Authorization: Basic` credentials, if well formed.
+fn basic_credentials(req: &Request<hyper::body::Incoming>) -> Option<(String, String)> {
+    let value = req
         .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-    else {
-        return false;
-    };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(value.trim()) else {
-        return false;
-    };
-    let Ok(text) = String::from_utf8(decoded) else {
-        return false;
-    };
-    let Some((id, secret)) = text.split_once(':') else {
-        return false;
-    };
-    match engine.index().access_key(id).await {
-        Ok(Some(k)) => !k.disabled && k.secret == secret,
-        _ => false,
-    }
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+/// Whether two secrets are equal, in time that depends on neither (their
+/// digests are compared, so not even on their lengths).
+pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
+    Sha256::digest(a.as_bytes())
+        .ct_eq(&Sha256::digest(b.as_bytes()))
+        .into()
+}
+
+async fn authenticate(app: &App, req: &Request<hyper::body::Incoming>) -> Option<AccessKey> {
+    let (id, secret) = basic_credentials(req)?;
+    let key = app.authz.key(&id).await.ok().flatten()?;
+    secrets_equal(&key.secret, &secret).then_some(key)
 }
 
 fn encode(proof: Proof, json: bool) -> Response<Body> {
@@ -95,14 +110,26 @@ fn encode(proof: Proof, json: bool) -> Response<Body> {
 }
 
 pub async fn handle(
-    engine: &Engine,
-    identity: &SigningKey,
+    app: &App,
+    peer: SocketAddr,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
+    let (engine, identity) = (&app.engine, &app.identity);
     if req.method() != hyper::Method::GET {
         return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here");
     }
-    if !authorized(engine, &req).await {
+    if let Some(wait) = app.auth_limit.blocked(peer.ip(), Instant::now()) {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentication attempts from this address",
+        );
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return r;
+    }
+    let Some(key) = authenticate(app, &req).await else {
+        app.auth_limit.failed(peer.ip(), Instant::now());
         let mut r = error(
             StatusCode::UNAUTHORIZED,
             "authenticate with Authorization: Basic base64(ACCESS_KEY_ID:SECRET)",
@@ -112,7 +139,7 @@ pub async fn handle(
             hyper::header::HeaderValue::from_static("Basic realm=\"billet\""),
         );
         return r;
-    }
+    };
     let q = query(&req);
     let json = q.get("format").is_some_and(|f| f == "json");
     let path = req.uri().path().trim_start_matches(PREFIX).to_string();
@@ -128,6 +155,21 @@ pub async fn handle(
             )
         }
         ["buckets", bucket, rest @ ..] => {
+            match app.authz.check_bucket(&key.owner, bucket).await {
+                Ok(Decision::Allow) => {}
+                Ok(Decision::Deny) => return error(StatusCode::FORBIDDEN, "access denied"),
+                Err(e) => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        e.message().unwrap_or("authorization failed"),
+                    );
+                }
+            }
+            if let Some(k) = q.get("key")
+                && let Err(e) = billet_block::validate_key(k.as_bytes())
+            {
+                return error(StatusCode::BAD_REQUEST, &format!("key=: {e}"));
+            }
             let cp = match engine.sign_checkpoint(bucket, identity).await {
                 Ok(cp) => cp,
                 Err(e) => return engine_error(e),

@@ -1,14 +1,18 @@
 //! The `billet` command line.
 
+mod auth_limit;
 mod config;
 mod exit;
 mod history_api;
 mod identity;
 mod inspect;
 mod keys;
+mod listener;
 mod malloc;
 mod metrics;
 mod prove;
+mod request_body;
+mod router;
 mod serve;
 
 use std::path::PathBuf;
@@ -163,9 +167,25 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Libraries whose own log lines stay off unless the filter names them:
+/// s3s logs whole requests and error sources (bodies included) at ERROR,
+/// and hyper one WARN line per timed-out connection, which would let any
+/// client write the log; billet logs each request once itself.
+const QUIET_TARGETS: [&str; 4] = ["s3s", "hyper", "hyper_util", "h2"];
+
+fn log_filter(filter: &str) -> String {
+    let mut f = filter.to_string();
+    for target in QUIET_TARGETS {
+        if !filter.contains(target) {
+            f.push_str(&format!(",{target}=off"));
+        }
+    }
+    f
+}
+
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter("info")));
     // Logs go to stderr (stdout carries what the user asked for, such as
     // a new key), coloured only on a terminal.
     let _ = tracing_subscriber::fmt()

@@ -1,0 +1,297 @@
+//! One request's way through the server: operations endpoints, the
+//! `/_billet/v1` history API, or S3; an `x-amz-request-id`; error bodies
+//! completed; metrics and one log line. Refused before anything is read:
+//! browser form uploads (POST Object does not exist yet, and s3s would
+//! buffer their file before any authorization). A response sent before
+//! its request's body was read to the end closes the connection, so the
+//! unread bytes can never be taken for the next request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use billet_engine::Engine;
+use billet_s3::{Authorizer, OpSlot};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use metrics_exporter_prometheus::PrometheusHandle;
+use s3s::Body;
+use s3s::service::S3Service;
+
+use crate::auth_limit::AuthLimiter;
+use crate::config::Limits;
+use crate::metrics;
+use crate::request_body::GuardedBody;
+
+pub struct App {
+    pub s3: S3Service,
+    pub engine: Engine,
+    pub authz: Authorizer,
+    pub identity: ed25519_dalek::SigningKey,
+    pub metrics: PrometheusHandle,
+    pub ready: AtomicBool,
+    pub limits: Limits,
+    pub auth_limit: AuthLimiter,
+}
+
+fn request_id() -> String {
+    format!("{:016X}", rand::random::<u64>())
+}
+
+/// An unsigned GET of `/metrics`, `/health/live` or `/health/ready` is an
+/// operations request. A signed one is S3 (a bucket may be named `metrics`).
+fn ops_path(req: &Request<Incoming>) -> Option<&'static str> {
+    if req.method() != Method::GET || req.headers().contains_key("authorization") {
+        return None;
+    }
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.contains("X-Amz-Signature"))
+    {
+        return None;
+    }
+    match req.uri().path() {
+        "/metrics" => Some("metrics"),
+        "/health/live" => Some("live"),
+        "/health/ready" => Some("ready"),
+        _ => None,
+    }
+}
+
+fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
+    r
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// An S3 error response made here, before s3s saw the request.
+fn s3_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message><RequestId>{request_id}</RequestId></Error>",
+        xml_escape(message)
+    );
+    text(status, body, "application/xml")
+}
+
+/// Gives an S3 error body the `<Message>` and `<RequestId>` clients show
+/// and log. Errors s3s raises itself while routing (e.g. an invalid bucket
+/// name) carry only a `<Code>`. Returns the code.
+fn complete_error_body(resp: &mut Response<Body>, request_id: &str) -> Option<String> {
+    let bytes = resp.body().bytes()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let (code_start, code_end) = (text.find("<Code>")?, text.find("</Code>")?);
+    let code = text.get(code_start + "<Code>".len()..code_end)?.to_string();
+    let mut extra = String::new();
+    if !text.contains("<Message>") {
+        extra.push_str("<Message>");
+        extra.push_str(default_message(&code));
+        extra.push_str("</Message>");
+    }
+    if !text.contains("<RequestId>") {
+        extra.push_str("<RequestId>");
+        extra.push_str(request_id);
+        extra.push_str("</RequestId>");
+    }
+    if !extra.is_empty() {
+        let at = code_end + "</Code>".len();
+        let body = format!("{}{extra}{}", &text[..at], &text[at..]);
+        if let Ok(len) = HeaderValue::from_str(&body.len().to_string()) {
+            resp.headers_mut()
+                .insert(hyper::header::CONTENT_LENGTH, len);
+        }
+        *resp.body_mut() = Body::from(body);
+    }
+    Some(code)
+}
+
+/// The `<Message>` of an error body, cut to a length fit for a log line.
+fn error_message(resp: &Response<Body>) -> String {
+    let Some(bytes) = resp.body().bytes() else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let msg = match (text.find("<Message>"), text.find("</Message>")) {
+        (Some(a), Some(b)) if b > a => &text[a + "<Message>".len()..b],
+        _ => "",
+    };
+    msg.chars().take(300).collect()
+}
+
+/// The messages AWS S3 gives for codes that can arrive without one.
+fn default_message(code: &str) -> &'static str {
+    match code {
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchKey" => "The specified key does not exist.",
+        "AccessDenied" => "Access Denied",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "InvalidRequest" => "The request is not valid.",
+        "InvalidArgument" => "An argument is not valid.",
+        _ => "The request failed.",
+    }
+}
+
+fn header_is(req: &Request<Incoming>, name: http::HeaderName, value: &[u8]) -> bool {
+    req.headers()
+        .get(name)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value))
+}
+
+/// botocore sends `Expect: 100-continue` even with an empty body, and when
+/// the final response comes without an interim 100 (as RFC 9110 allows and
+/// hyper does) it keeps that status line on the pooled connection and parses
+/// the next response on it against the stale line: a 60 s stall
+/// (boto/botocore#3755). Closing the connection makes botocore reset it.
+fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
+    header_is(req, hyper::header::EXPECT, b"100-continue")
+        && header_is(req, hyper::header::CONTENT_LENGTH, b"0")
+}
+
+/// A browser form upload (POST Object).
+fn is_form_post(req: &Request<Incoming>) -> bool {
+    req.method() == Method::POST
+        && req
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            })
+}
+
+fn close(resp: &mut Response<Body>) {
+    resp.headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+}
+
+async fn operations(app: &App, what: &str) -> Response<Body> {
+    match what {
+        "metrics" => text(
+            StatusCode::OK,
+            metrics::render(&app.metrics, &app.engine),
+            "text/plain; version=0.0.4",
+        ),
+        "live" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
+        _ => {
+            let ok = app.ready.load(Ordering::SeqCst) && app.engine.list_buckets().await.is_ok();
+            if ok {
+                text(StatusCode::OK, "ready\n".into(), "text/plain")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready\n".into(),
+                    "text/plain",
+                )
+            }
+        }
+    }
+}
+
+fn content_length(h: &http::HeaderMap) -> u64 {
+    h.get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+pub async fn handle(
+    app: Arc<App>,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let t0 = Instant::now();
+    let rid = request_id();
+    if let Some(what) = ops_path(&req) {
+        return Ok(operations(&app, what).await);
+    }
+    if req.uri().path().starts_with(crate::history_api::PREFIX) {
+        let resp = crate::history_api::handle(&app, peer, req).await;
+        metrics::record_request(
+            "history",
+            resp.status().as_u16(),
+            t0.elapsed().as_secs_f64(),
+            0,
+            0,
+        );
+        return Ok(resp);
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    if is_form_post(&req) {
+        // Nothing of the body is read; the connection closes after the
+        // answer rather than parse the form as the next request.
+        let mut resp = s3_error(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "POST Object (browser form uploads) is not supported",
+            &rid,
+        );
+        close(&mut resp);
+        metrics::record_request("PostObject", 501, t0.elapsed().as_secs_f64(), 0, 0);
+        tracing::debug!(request_id = %rid, %method, %path, status = 501, "form upload refused");
+        return Ok(resp);
+    }
+    let slot = OpSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let bytes_in = content_length(req.headers());
+    let close_after = expects_continue_without_body(&req);
+    let (req, body) = {
+        let (parts, incoming) = req.into_parts();
+        let (guarded, state) = GuardedBody::new(incoming, app.limits.body_timeout);
+        (
+            Request::from_parts(parts, Body::http_body_unsync(guarded)),
+            state,
+        )
+    };
+    let result = app.s3.call(req).await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let msg: String = format!("{e:?}").chars().take(300).collect();
+            tracing::error!(request_id = %rid, error = %msg, "request failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                String::new(),
+                "text/plain",
+            )
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    let code = if resp.status().as_u16() >= 400 {
+        complete_error_body(&mut resp, &rid)
+    } else {
+        None
+    };
+    if close_after || !body.finished() {
+        close(&mut resp);
+    }
+    let status = resp.status().as_u16();
+    let bytes_out = content_length(resp.headers());
+    let op = slot.get().unwrap_or_else(|| "Unknown".into());
+    let secs = t0.elapsed().as_secs_f64();
+    metrics::record_request(&op, status, secs, bytes_in, bytes_out);
+    let code = code.unwrap_or_default();
+    if status >= 500 {
+        let message = error_message(&resp);
+        tracing::error!(request_id = %rid, %method, %path, op = %op, status, %code, %message, secs, "request failed");
+    } else {
+        tracing::debug!(request_id = %rid, %method, %path, op = %op, status, %code, secs, "request");
+    }
+    Ok(resp)
+}
