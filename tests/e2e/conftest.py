@@ -32,10 +32,11 @@ def free_port():
 class Server:
     """One `billet serve` process."""
 
-    def __init__(self, data_dir, extra_args=(), env=None):
+    def __init__(self, data_dir, extra_args=(), env=None, preexec_fn=None):
         self.data_dir = Path(data_dir)
         self.extra_args = list(extra_args)
         self.env = env or {}
+        self.preexec_fn = preexec_fn
         self.port = None
         self.proc = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
@@ -55,6 +56,7 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
