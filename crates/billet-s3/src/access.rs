@@ -217,6 +217,15 @@ impl S3Access for Access {
         if let Some(slot) = cx.extensions_mut().get::<OpSlot>() {
             slot.set(op);
         }
+        // The HTTP layer refuses form uploads before s3s reads them; should
+        // one get here anyway, its signature (possibly SigV2, which s3s
+        // accepts in POST policies) is not trusted.
+        if op == "PostObject" {
+            return Err(s3_error!(
+                NotImplemented,
+                "POST Object (browser form uploads) is not supported"
+            ));
+        }
         check_signature_version(cx)?;
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "Signature is required"));

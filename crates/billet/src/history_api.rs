@@ -240,3 +240,27 @@ pub async fn handle(
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::secrets_equal;
+
+    #[test]
+    fn secrets_compare_by_value_only() {
+        let secret = "test-secret-key-0123456789abcdefghijklmn";
+        assert!(secrets_equal(secret, secret));
+        assert!(secrets_equal("", ""));
+        for other in [
+            "test-secret-key-0123456789abcdefghijklmN",
+            "Test-secret-key-0123456789abcdefghijklmn",
+            // A prefix, an extension, and a different length entirely: the
+            // digests differ, and comparing them takes the same steps.
+            "test-secret-key-0123456789abcdefghijklm",
+            "test-secret-key-0123456789abcdefghijklmnx",
+            "",
+        ] {
+            assert!(!secrets_equal(secret, other), "{other:?}");
+            assert!(!secrets_equal(other, secret), "{other:?}");
+        }
+    }
+}
