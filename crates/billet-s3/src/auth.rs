@@ -21,7 +21,7 @@ pub struct IndexAuth {
 }
 
 /// Looked-up keys (None: known not to exist) and when they were looked up.
-type KeyCache = HashMap<String, (Option<AccessKey>, Instant)>;
+type KeyCache = HashMap<String, (Option<Arc<AccessKey>>, Instant)>;
 
 impl std::fmt::Debug for IndexAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,7 +38,7 @@ impl IndexAuth {
     }
 
     /// The enabled key `id`, if any.
-    pub async fn key(&self, id: &str) -> S3Result<Option<AccessKey>> {
+    pub async fn key(&self, id: &str) -> S3Result<Option<Arc<AccessKey>>> {
         if let Some((k, at)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id)
             && at.elapsed() < KEY_TTL
         {
@@ -49,7 +49,8 @@ impl IndexAuth {
             .access_key(id)
             .await
             .map_err(|e| s3_error!(InternalError, "access key lookup failed: {e}"))?
-            .filter(|k| !k.disabled);
+            .filter(|k| !k.disabled)
+            .map(Arc::new);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 10_000 {
             cache.clear();
@@ -63,7 +64,7 @@ impl IndexAuth {
 impl S3Auth for IndexAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.key(access_key).await? {
-            Some(k) => Ok(SecretKey::from(k.secret)),
+            Some(k) => Ok(SecretKey::from(k.secret.clone())),
             None => Err(s3_error!(
                 InvalidAccessKeyId,
                 "The AWS access key Id you provided does not exist in our records."

@@ -75,7 +75,7 @@ impl Authorizer {
     }
 
     /// The enabled key `id`, if any.
-    pub async fn key(&self, id: &str) -> S3Result<Option<AccessKey>> {
+    pub async fn key(&self, id: &str) -> S3Result<Option<Arc<AccessKey>>> {
         self.keys.key(id).await
     }
 

@@ -32,7 +32,7 @@ impl BilletS3 {
                 "The AWS access key Id you provided does not exist in our records."
             )
         })?;
-        Ok(key.owner)
+        Ok(key.owner.clone())
     }
 
     async fn owner_dto<T>(&self, req: &S3Request<T>) -> S3Result<Owner> {

@@ -4,24 +4,36 @@
 //! rules here check that it lists every header that changes what the
 //! request does, and that it was made for this server's region.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 
-/// The parts of a verified signature billet checks itself.
+/// The parts of a verified signature billet checks itself, borrowed from
+/// the request where it can be (this runs on every request).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Signed {
-    pub region: String,
-    pub service: String,
-    /// Lower-case header names, as the signature lists them.
-    pub headers: Vec<String>,
+pub(crate) struct Signed<'a> {
+    pub region: Cow<'a, str>,
+    pub service: Cow<'a, str>,
+    /// The signed header names, `;`-separated, as the signature lists them.
+    pub headers: Cow<'a, str>,
     /// Query-string (presigned URL) rather than `Authorization` header.
     pub presigned: bool,
+}
+
+impl Signed<'_> {
+    /// Whether the signature covers the header `name` (lower-case).
+    pub fn covers(&self, name: &str) -> bool {
+        self.headers
+            .split(';')
+            .any(|h| h.trim().eq_ignore_ascii_case(name))
+    }
 }
 
 /// The scope and signed headers of a SigV4 request: from the
 /// `Authorization` header, else from the presigned URL's query. `None`
 /// when the request carries neither (s3s then saw no SigV4 signature).
-pub(crate) fn signed(headers: &HeaderMap, query: Option<&str>) -> Option<Signed> {
+pub(crate) fn signed<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<Signed<'a>> {
     if let Some(auth) = headers.get(http::header::AUTHORIZATION)
         && let Ok(auth) = auth.to_str()
         && let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256")
@@ -37,9 +49,9 @@ pub(crate) fn signed(headers: &HeaderMap, query: Option<&str>) -> Option<Signed>
         }
         let (region, service) = scope(credential?)?;
         return Some(Signed {
-            region,
-            service,
-            headers: header_list(signed?),
+            region: Cow::Borrowed(region),
+            service: Cow::Borrowed(service),
+            headers: Cow::Borrowed(signed?),
             presigned: false,
         });
     }
@@ -47,44 +59,33 @@ pub(crate) fn signed(headers: &HeaderMap, query: Option<&str>) -> Option<Signed>
     let mut signed = None;
     for pair in query?.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decoded = || {
-            percent_decode_str(v)
-                .decode_utf8()
-                .ok()
-                .map(|c| c.into_owned())
-        };
+        let decoded = || percent_decode_str(v).decode_utf8().ok();
         match k {
             "X-Amz-Credential" => credential = decoded(),
             "X-Amz-SignedHeaders" => signed = decoded(),
             _ => {}
         }
     }
-    let (region, service) = scope(&credential?)?;
+    let credential = credential?;
+    let (region, service) = scope(&credential)?;
     Some(Signed {
-        region,
-        service,
-        headers: header_list(&signed?),
+        region: Cow::Owned(region.to_string()),
+        service: Cow::Owned(service.to_string()),
+        headers: signed?,
         presigned: true,
     })
 }
 
 /// `AKID/20130524/us-east-1/s3/aws4_request` → (region, service). The
 /// key id is whatever precedes the last four fields.
-fn scope(credential: &str) -> Option<(String, String)> {
+fn scope(credential: &str) -> Option<(&str, &str)> {
     let mut fields = credential.rsplitn(5, '/');
     let terminator = fields.next()?;
     let service = fields.next()?;
     let region = fields.next()?;
     let _date = fields.next()?;
     let _key_id = fields.next()?;
-    (terminator == "aws4_request").then(|| (region.to_string(), service.to_string()))
-}
-
-fn header_list(list: &str) -> Vec<String> {
-    list.split(';')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
-        .collect()
+    (terminator == "aws4_request").then_some((region, service))
 }
 
 /// Whether a header of this (lower-case) name changes what a request does
@@ -106,7 +107,7 @@ pub(crate) fn unsigned_headers(headers: &HeaderMap, signed: &Signed) -> Vec<Stri
         .keys()
         .map(|n| n.as_str())
         .filter(|n| must_be_signed(n, signed.presigned))
-        .filter(|n| !signed.headers.iter().any(|s| s == n))
+        .filter(|n| !signed.covers(n))
         .map(str::to_string)
         .collect();
     out.sort();
@@ -131,19 +132,23 @@ mod tests {
 
     #[test]
     fn reads_the_header_form() {
-        let s = signed(&headers(&[("authorization", AUTH)]), None).unwrap();
+        let h = headers(&[("authorization", AUTH)]);
+        let s = signed(&h, None).unwrap();
         assert_eq!(s.region, "us-east-1");
         assert_eq!(s.service, "s3");
-        assert_eq!(s.headers, ["host", "x-amz-content-sha256", "x-amz-date"]);
+        assert_eq!(s.headers, "host;x-amz-content-sha256;x-amz-date");
+        assert!(s.covers("x-amz-date") && !s.covers("x-amz-meta-a"));
         assert!(!s.presigned);
     }
 
     #[test]
     fn reads_the_presigned_form() {
         let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20260101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host%3Bx-amz-meta-a&X-Amz-Signature=00";
-        let s = signed(&HeaderMap::new(), Some(q)).unwrap();
+        let h = HeaderMap::new();
+        let s = signed(&h, Some(q)).unwrap();
         assert_eq!(s.region, "eu-west-1");
-        assert_eq!(s.headers, ["host", "x-amz-meta-a"]);
+        assert_eq!(s.headers, "host;x-amz-meta-a");
+        assert!(s.covers("x-amz-meta-a") && s.covers("host"));
         assert!(s.presigned);
     }
 
@@ -230,7 +235,7 @@ mod tests {
             let s = Signed {
                 region: "us-east-1".into(),
                 service: "s3".into(),
-                headers: header_list(list),
+                headers: Cow::Borrowed(list),
                 presigned: *presigned,
             };
             let got = unsigned_headers(&headers(hs), &s);

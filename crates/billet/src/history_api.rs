@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -92,7 +93,7 @@ pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
         .into()
 }
 
-async fn authenticate(app: &App, req: &Request<hyper::body::Incoming>) -> Option<AccessKey> {
+async fn authenticate(app: &App, req: &Request<hyper::body::Incoming>) -> Option<Arc<AccessKey>> {
     let (id, secret) = basic_credentials(req)?;
     let key = app.authz.key(&id).await.ok().flatten()?;
     secrets_equal(&key.secret, &secret).then_some(key)

@@ -12,12 +12,12 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
@@ -103,71 +103,40 @@ impl AcceptBackoff {
     }
 }
 
-/// What a connection's watchdog reads: requests in progress and when
-/// anything last happened, on a clock of milliseconds since `epoch`.
-#[derive(Debug)]
+/// What a connection's watchdog reads: requests in progress, a counter
+/// of progress, and whether a write is waiting for the client. The hot
+/// path only bumps atomics; the watchdog keeps the clock.
+#[derive(Debug, Default)]
 pub struct Activity {
-    epoch: Instant,
     in_flight: AtomicUsize,
-    /// A request started or ended, or a write made progress.
-    last_ms: AtomicU64,
-    /// When the pending write started waiting, plus one (0: none waits).
-    write_blocked_ms: AtomicU64,
+    /// Bumped when a request starts or ends, or a write makes progress.
+    progress: AtomicU64,
+    /// The last write returned "pending": the client is not reading.
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
-    fn new() -> Self {
-        Activity {
-            epoch: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last_ms: AtomicU64::new(0),
-            write_blocked_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    fn touch(&self, now_ms: u64) {
-        self.last_ms.store(now_ms, Ordering::Relaxed);
+    fn bump(&self) {
+        self.progress.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Marks a request in progress until the guard drops.
     pub fn request(self: &Arc<Self>) -> RequestGuard {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.touch(self.now_ms());
+        self.bump();
         RequestGuard(self.clone())
     }
 
-    fn wrote(&self, ready: bool, now_ms: u64) {
-        if ready {
-            self.write_blocked_ms.store(0, Ordering::Relaxed);
-            self.touch(now_ms);
-        } else if self.write_blocked_ms.load(Ordering::Relaxed) == 0 {
-            self.write_blocked_ms.store(now_ms + 1, Ordering::Relaxed);
+    /// A write (or flush) returned: `Some(n)` bytes written, `None` if it
+    /// must wait for the client. Only bytes count as progress: hyper
+    /// flushes whenever its connection is polled, the watchdog's own ticks
+    /// included.
+    fn wrote(&self, written: Option<usize>) {
+        self.write_blocked
+            .store(written.is_none(), Ordering::Relaxed);
+        if written.is_some_and(|n| n > 0) {
+            self.bump();
         }
-    }
-
-    fn wrote_now(&self, ready: bool) {
-        self.wrote(ready, self.now_ms());
-    }
-
-    /// Why the connection should be closed at `now_ms`, if it should.
-    fn expired(&self, now_ms: u64, limits: &Limits) -> Option<&'static str> {
-        let blocked = self.write_blocked_ms.load(Ordering::Relaxed);
-        if blocked != 0
-            && now_ms.saturating_sub(blocked - 1) > limits.send_timeout.as_millis() as u64
-        {
-            return Some("the client stopped reading");
-        }
-        let idle = now_ms.saturating_sub(self.last_ms.load(Ordering::Relaxed));
-        if self.in_flight.load(Ordering::Acquire) == 0
-            && idle > limits.header_timeout.as_millis() as u64
-        {
-            return Some("no request within the header timeout");
-        }
-        None
     }
 }
 
@@ -175,8 +144,51 @@ pub struct RequestGuard(Arc<Activity>);
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.touch(self.0.now_ms());
+        self.0.bump();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The watchdog's view of one connection between its looks at it.
+#[derive(Debug)]
+struct Watch {
+    seen: u64,
+    /// Since when nothing has moved.
+    still_since: Instant,
+}
+
+impl Watch {
+    fn new(now: Instant) -> Self {
+        Watch {
+            seen: 0,
+            still_since: now,
+        }
+    }
+
+    /// Why the connection should be closed at `now`, if it should.
+    fn check(&mut self, a: &Activity, now: Instant, limits: &Limits) -> Option<&'static str> {
+        let progress = a.progress.load(Ordering::Relaxed);
+        if progress != self.seen {
+            self.seen = progress;
+            self.still_since = now;
+            return None;
+        }
+        let still = now.saturating_duration_since(self.still_since);
+        if a.write_blocked.load(Ordering::Relaxed) && still > limits.send_timeout {
+            return Some("the client stopped reading");
+        }
+        if a.in_flight.load(Ordering::Acquire) == 0 && still > limits.header_timeout {
+            return Some("no request within the header timeout");
+        }
+        None
+    }
+}
+
+fn written(r: &Poll<io::Result<usize>>) -> Option<usize> {
+    match r {
+        Poll::Ready(Ok(n)) => Some(*n),
+        Poll::Ready(Err(_)) => Some(0),
+        Poll::Pending => None,
     }
 }
 
@@ -203,7 +215,7 @@ impl Write for WatchedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.activity.wrote_now(r.is_ready());
+        self.activity.wrote(written(&r));
         r
     }
 
@@ -213,7 +225,7 @@ impl Write for WatchedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.activity.wrote_now(r.is_ready());
+        self.activity.wrote(written(&r));
         r
     }
 
@@ -223,7 +235,7 @@ impl Write for WatchedIo {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_flush(cx);
-        self.activity.wrote_now(r.is_ready());
+        self.activity.wrote(r.is_ready().then_some(0));
         r
     }
 
@@ -238,22 +250,21 @@ async fn watchdog(activity: Arc<Activity>, limits: Limits) -> &'static str {
     let tick = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watch = Watch::new(Instant::now());
     loop {
         interval.tick().await;
-        if let Some(why) = activity.expired(activity.now_ms(), &limits) {
+        if let Some(why) = watch.check(&activity, Instant::now(), &limits) {
             return why;
         }
     }
 }
 
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+/// hyper runs without a timer: its HTTP/1.1 header timeout would arm and
+/// drop a timer per request, and the watchdog already closes a
+/// connection whose next request does not start in time.
+fn builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(H2_MAX_STREAMS);
+    b.http2().max_concurrent_streams(H2_MAX_STREAMS);
     b
 }
 
@@ -268,7 +279,7 @@ pub async fn serve(
     drain: Duration,
 ) {
     let limits = app.limits.clone();
-    let builder = builder(&limits);
+    let builder = builder();
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(cap));
     let mut backoff = AcceptBackoff::default();
@@ -304,7 +315,7 @@ pub async fn serve(
         };
         // Small responses must not wait 40 ms for Nagle and delayed ACKs.
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::default());
         let io = WatchedIo {
             inner: TokioIo::new(stream),
             activity: activity.clone(),
@@ -408,36 +419,73 @@ mod tests {
         }
     }
 
+    fn ms(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
     #[test]
     fn an_idle_connection_expires_and_a_busy_one_does_not() {
-        let a = Arc::new(Activity::new());
+        let a = Arc::new(Activity::default());
         let l = limits(20, 1000);
-        assert_eq!(a.expired(20, &l), None);
-        assert!(a.expired(21, &l).is_some());
+        let t0 = Instant::now();
+        let mut w = Watch::new(t0);
+        assert_eq!(w.check(&a, ms(t0, 20), &l), None);
+        assert!(w.check(&a, ms(t0, 21), &l).is_some());
         // A request in progress keeps it open however long it takes; its
         // end restarts the clock.
-        a.in_flight.fetch_add(1, Ordering::AcqRel);
-        assert_eq!(a.expired(500, &l), None);
-        a.in_flight.fetch_sub(1, Ordering::AcqRel);
-        a.touch(500);
-        assert_eq!(a.expired(520, &l), None);
-        assert!(a.expired(521, &l).is_some());
-        // So does a response that keeps being written.
-        a.wrote(true, 530);
-        assert_eq!(a.expired(550, &l), None);
+        let mut w = Watch::new(t0);
+        let guard = a.request();
+        assert_eq!(w.check(&a, ms(t0, 10), &l), None);
+        assert_eq!(w.check(&a, ms(t0, 500), &l), None);
+        drop(guard);
+        assert_eq!(w.check(&a, ms(t0, 510), &l), None);
+        assert_eq!(w.check(&a, ms(t0, 530), &l), None);
+        assert!(w.check(&a, ms(t0, 531), &l).is_some());
+    }
+
+    #[test]
+    fn flushes_alone_are_not_progress() {
+        let a = Arc::new(Activity::default());
+        let l = limits(20, 1000);
+        let t0 = Instant::now();
+        let mut w = Watch::new(t0);
+        for i in 0..5 {
+            a.wrote(Some(0));
+            assert_eq!(w.check(&a, ms(t0, 4 * i), &l), None);
+        }
+        a.wrote(Some(0));
+        assert!(w.check(&a, ms(t0, 21), &l).is_some());
+    }
+
+    #[test]
+    fn a_response_that_keeps_moving_is_not_idle() {
+        let a = Arc::new(Activity::default());
+        let l = limits(20, 1000);
+        let t0 = Instant::now();
+        let mut w = Watch::new(t0);
+        for i in 1..10 {
+            a.wrote(Some(100));
+            assert_eq!(w.check(&a, ms(t0, 15 * i), &l), None);
+        }
     }
 
     #[test]
     fn a_blocked_write_expires_after_the_send_timeout() {
-        let a = Arc::new(Activity::new());
+        let a = Arc::new(Activity::default());
         let l = limits(60_000, 20);
-        a.in_flight.fetch_add(1, Ordering::AcqRel);
-        a.wrote(false, 100);
-        // Still blocked later: the clock started at the first wait.
-        a.wrote(false, 110);
-        assert_eq!(a.expired(120, &l), None);
-        assert_eq!(a.expired(121, &l), Some("the client stopped reading"));
-        a.wrote(true, 130);
-        assert_eq!(a.expired(10_000, &l), None);
+        let t0 = Instant::now();
+        let mut w = Watch::new(t0);
+        let _busy = a.request();
+        a.wrote(None);
+        assert_eq!(w.check(&a, ms(t0, 5), &l), None);
+        assert_eq!(w.check(&a, ms(t0, 25), &l), None);
+        assert_eq!(
+            w.check(&a, ms(t0, 26), &l),
+            Some("the client stopped reading")
+        );
+        // Once the client reads again, it is fine.
+        a.wrote(Some(1));
+        assert_eq!(w.check(&a, ms(t0, 30), &l), None);
+        assert_eq!(w.check(&a, ms(t0, 10_000), &l), None);
     }
 }

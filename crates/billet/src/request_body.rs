@@ -34,22 +34,20 @@ pub struct GuardedBody {
     inner: Incoming,
     state: Arc<BodyState>,
     timeout: Duration,
-    /// The stall deadline; armed while the client is waited for.
-    stall: Pin<Box<Sleep>>,
+    /// The stall deadline, made the first time the client is waited for
+    /// (a small body that came with its headers never needs one).
+    stall: Option<Pin<Box<Sleep>>>,
     armed: bool,
 }
 
 impl GuardedBody {
     pub fn new(inner: Incoming, timeout: Duration) -> (Self, Arc<BodyState>) {
         let state = Arc::new(BodyState::default());
-        if inner.is_end_stream() {
-            state.finished.store(true, Ordering::Release);
-        }
         let body = GuardedBody {
             inner,
             state: state.clone(),
             timeout,
-            stall: Box::pin(tokio::time::sleep(timeout)),
+            stall: None,
             armed: false,
         };
         (body, state)
@@ -82,12 +80,15 @@ impl Body for GuardedBody {
             // The clock runs only while the client is waited for, not while
             // the server is busy with what it already sent.
             Poll::Pending => {
+                let deadline = Instant::now() + this.timeout;
+                let stall = this
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if !this.armed {
                     this.armed = true;
-                    let deadline = Instant::now() + this.timeout;
-                    this.stall.as_mut().reset(deadline);
+                    stall.as_mut().reset(deadline);
                 }
-                match this.stall.as_mut().poll(cx) {
+                match stall.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled)))),
                     Poll::Pending => Poll::Pending,
                 }

@@ -249,13 +249,16 @@ pub async fn handle(
     req.extensions_mut().insert(slot.clone());
     let bytes_in = content_length(req.headers());
     let close_after = expects_continue_without_body(&req);
+    // Only a request that has a body needs it watched.
     let (req, body) = {
         let (parts, incoming) = req.into_parts();
-        let (guarded, state) = GuardedBody::new(incoming, app.limits.body_timeout);
-        (
-            Request::from_parts(parts, Body::http_body_unsync(guarded)),
-            state,
-        )
+        if http_body::Body::is_end_stream(&incoming) {
+            (Request::from_parts(parts, Body::from(incoming)), None)
+        } else {
+            let (guarded, state) = GuardedBody::new(incoming, app.limits.body_timeout);
+            let body = Body::http_body(guarded);
+            (Request::from_parts(parts, body), Some(state))
+        }
     };
     let result = app.s3.call(req).await;
     let mut resp = match result {
@@ -278,7 +281,7 @@ pub async fn handle(
     } else {
         None
     };
-    if close_after || !body.finished() {
+    if close_after || body.is_some_and(|b| !b.finished()) {
         close(&mut resp);
     }
     let status = resp.status().as_u16();
