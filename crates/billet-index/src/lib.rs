@@ -22,7 +22,10 @@ mod error;
 mod list;
 pub mod postgres;
 mod rows;
+mod rules;
+mod scans;
 pub mod sqlite;
+mod tx;
 mod types;
 
 use async_trait::async_trait;
@@ -127,15 +130,6 @@ pub trait Index: Send + Sync + 'static {
         max: usize,
     ) -> Result<Vec<Upload>, IndexError>;
 
-    // Log segments and the cold tier.
-
-    async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), IndexError>;
-    async fn segments(&self) -> Result<Vec<SegmentRecord>, IndexError>;
-    async fn enqueue_remote_delete(&self, remote_key: &str, now_ms: i64) -> Result<(), IndexError>;
-    async fn pending_remote_deletes(&self, max: usize) -> Result<Vec<PendingDelete>, IndexError>;
-    /// Done: forget it. Failed: count the attempt.
-    async fn finish_remote_delete(&self, id: i64, done: bool) -> Result<(), IndexError>;
-
     // Commit history.
 
     /// Number of MMR nodes stored for the bucket.
@@ -151,6 +145,5 @@ pub trait Index: Send + Sync + 'static {
     async fn put_access_key(&self, key: &AccessKey) -> Result<(), IndexError>;
     async fn access_key(&self, id: &str) -> Result<Option<AccessKey>, IndexError>;
     async fn access_keys(&self) -> Result<Vec<AccessKey>, IndexError>;
-    async fn set_access_key_disabled(&self, id: &str, disabled: bool) -> Result<bool, IndexError>;
     async fn delete_access_key(&self, id: &str) -> Result<bool, IndexError>;
 }

@@ -202,29 +202,6 @@ pub struct PartPage {
     pub next_part_number_marker: Option<u32>,
 }
 
-/// A log segment and where it is in its life (open, sealed, shipped...).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentRecord {
-    /// `data` or `catalog`.
-    pub plane: String,
-    pub id: u64,
-    pub state: String,
-    pub bytes: u64,
-    pub blocks: u64,
-    pub sealed_ms: Option<i64>,
-    pub shipped_ms: Option<i64>,
-    pub remote_key: Option<String>,
-}
-
-/// A remote object to delete once nothing references it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingDelete {
-    pub id: i64,
-    pub remote_key: String,
-    pub enqueued_ms: i64,
-    pub attempts: u32,
-}
-
 /// An S3 access key pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessKey {

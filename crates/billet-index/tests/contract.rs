@@ -512,6 +512,92 @@ async fn case_versions(ix: &dyn Index) {
     assert!(matches!(err, IndexError::NoSuchVersion { .. }));
 }
 
+/// Many changes in one commit end as if committed one by one: a later put
+/// of a version replaces an earlier one, only a key's last put is latest,
+/// a delete after puts sees them.
+async fn case_changes_in_one_commit(ix: &dyn Index) {
+    ix.create_bucket(&state("o")).await.unwrap();
+    commit(ix, "o", vec![put("k", "v0", "old")]).await;
+    commit(
+        ix,
+        "o",
+        vec![
+            put("k", "v1", "a"),
+            put("k", "v2", "bb"),
+            put("j", NULL_VERSION, "c"),
+            put("j", NULL_VERSION, "dddd"),
+            RowChange::Delete {
+                key: "k".into(),
+                version_id: "v2".into(),
+            },
+            put("m", NULL_VERSION, "e"),
+        ],
+    )
+    .await;
+    let k = ix.object("o", "k", None).await.unwrap().unwrap();
+    assert_eq!((k.version_id.as_str(), k.is_latest), ("v1", true));
+    let j = ix.object("o", "j", None).await.unwrap().unwrap();
+    assert_eq!((j.version_id.as_str(), j.size()), (NULL_VERSION, 4));
+    let all = ix
+        .list_versions(
+            "o",
+            &VersionQuery {
+                max_keys: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, bool)> = all
+        .versions
+        .iter()
+        .map(|v| (v.key.as_str(), v.version_id.as_str(), v.is_latest))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("j", NULL_VERSION, true),
+            ("k", "v1", true),
+            ("k", "v0", false),
+            ("m", NULL_VERSION, true)
+        ]
+    );
+    // A version-id marker whose version is gone continues with the next key.
+    let page = ix
+        .list_versions(
+            "o",
+            &VersionQuery {
+                key_marker: Some("k".into()),
+                version_id_marker: Some("v2".into()),
+                max_keys: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let keys: Vec<&str> = page.versions.iter().map(|v| v.key.as_str()).collect();
+    assert_eq!(keys, ["m"]);
+    // A live one continues right after it.
+    let page = ix
+        .list_versions(
+            "o",
+            &VersionQuery {
+                key_marker: Some("k".into()),
+                version_id_marker: Some("v1".into()),
+                max_keys: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page
+        .versions
+        .iter()
+        .map(|v| v.version_id.as_str())
+        .collect();
+    assert_eq!(ids, ["v0", NULL_VERSION]);
+}
+
 async fn case_versions_across_pages(ix: &dyn Index) {
     ix.create_bucket(&state("vp")).await.unwrap();
     let mut want = Vec::new();
@@ -943,7 +1029,7 @@ async fn case_mmr(ix: &dyn Index) {
     assert_eq!(ix.bucket("h").await.unwrap().unwrap().seq, 2);
 }
 
-async fn case_registry_tables(ix: &dyn Index) {
+async fn case_access_keys(ix: &dyn Index) {
     let key = AccessKey {
         id: "AK1".into(),
         secret: "s".into(),
@@ -957,44 +1043,10 @@ async fn case_registry_tables(ix: &dyn Index) {
         Err(IndexError::AccessKeyExists(_))
     ));
     assert_eq!(ix.access_key("AK1").await.unwrap().unwrap(), key);
-    assert!(ix.set_access_key_disabled("AK1", true).await.unwrap());
-    assert!(ix.access_key("AK1").await.unwrap().unwrap().disabled);
     assert_eq!(ix.access_keys().await.unwrap().len(), 1);
     assert!(ix.delete_access_key("AK1").await.unwrap());
     assert!(!ix.delete_access_key("AK1").await.unwrap());
     assert!(ix.access_key("AK1").await.unwrap().is_none());
-
-    let mut seg = SegmentRecord {
-        plane: "data".into(),
-        id: 3,
-        state: "open".into(),
-        bytes: 10,
-        blocks: 1,
-        sealed_ms: None,
-        shipped_ms: None,
-        remote_key: None,
-    };
-    ix.put_segment(&seg).await.unwrap();
-    seg.state = "sealed".into();
-    seg.sealed_ms = Some(9);
-    ix.put_segment(&seg).await.unwrap();
-    assert_eq!(ix.segments().await.unwrap(), vec![seg]);
-
-    ix.enqueue_remote_delete("seg/1", 5).await.unwrap();
-    ix.enqueue_remote_delete("seg/2", 6).await.unwrap();
-    let pending = ix.pending_remote_deletes(10).await.unwrap();
-    assert_eq!(
-        pending
-            .iter()
-            .map(|p| p.remote_key.as_str())
-            .collect::<Vec<_>>(),
-        ["seg/1", "seg/2"]
-    );
-    ix.finish_remote_delete(pending[0].id, false).await.unwrap();
-    ix.finish_remote_delete(pending[1].id, true).await.unwrap();
-    let pending = ix.pending_remote_deletes(10).await.unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].attempts, 1);
 }
 
 async fn case_log_checkpoint(ix: &dyn Index) {
@@ -1189,6 +1241,7 @@ contract! {
     cas_and_atomicity => |ix: Arc<dyn Index>| async move { case_cas_and_atomicity(ix.as_ref()).await },
     concurrent_committers => |ix: Arc<dyn Index>| async move { case_concurrent_committers(ix).await },
     versions => |ix: Arc<dyn Index>| async move { case_versions(ix.as_ref()).await },
+    changes_in_one_commit => |ix: Arc<dyn Index>| async move { case_changes_in_one_commit(ix.as_ref()).await },
     versions_across_pages => |ix: Arc<dyn Index>| async move { case_versions_across_pages(ix.as_ref()).await },
     listing_edges => |ix: Arc<dyn Index>| async move { case_listing_edges(ix.as_ref()).await },
     listing_random => |ix: Arc<dyn Index>| async move { case_listing_random(ix.as_ref()).await },
@@ -1196,7 +1249,7 @@ contract! {
     complete_and_abort_race => |ix: Arc<dyn Index>| async move { case_complete_and_abort_race(ix).await },
     pool_cap_below_bucket_count => |ix: Arc<dyn Index>| async move { case_pool_cap(ix.as_ref()).await },
     mmr_nodes_are_append_only => |ix: Arc<dyn Index>| async move { case_mmr(ix.as_ref()).await },
-    registry_tables => |ix: Arc<dyn Index>| async move { case_registry_tables(ix.as_ref()).await },
+    access_keys => |ix: Arc<dyn Index>| async move { case_access_keys(ix.as_ref()).await },
     rebuild_replaces_rows => |ix: Arc<dyn Index>| async move { case_rebuild(ix.as_ref()).await },
     log_checkpoint => |ix: Arc<dyn Index>| async move { case_log_checkpoint(ix.as_ref()).await },
 }

@@ -1,16 +1,17 @@
-//! Operations on one bucket's database (synchronous; callers run them on a
-//! blocking thread).
+//! One bucket's database: the seam's row operations ([`SqliteTx`]) and the
+//! point reads the index serves directly (synchronous; callers run them on
+//! a blocking thread).
 
 use billet_block::Cid;
-use billet_records::BucketSettings;
 use rusqlite::{Connection, OptionalExtension, Row as SqlRow, params};
 
 use crate::error::IndexError;
-use crate::list::{Cursor, Item, Lister, ScanRequest};
+use crate::list::{Cursor, ScanRequest};
 use crate::rows::{
-    ObjectRow, UploadRow, VersionRow, cid_from, key_from, manifest_bytes, manifest_from,
-    settings_bytes, settings_from,
+    cid_from, key_from, manifest_bytes, manifest_from, settings_bytes, settings_from,
 };
+use crate::scans::{OBJECTS, ScanSql, UPLOADS, VERSIONS};
+use crate::tx::{BucketTx, HeadRow, NewHead, NewVersion, PutRun};
 use crate::types::*;
 
 pub(super) fn init(conn: &Connection, b: &BucketState) -> Result<(), IndexError> {
@@ -44,148 +45,24 @@ pub(super) fn is_empty(conn: &Connection) -> Result<bool, IndexError> {
     Ok(!versions && !uploads)
 }
 
-fn insert_version(
-    tx: &Connection,
-    key: &str,
-    version_id: &str,
-    ord: i64,
-    latest: bool,
-    cid: &Cid,
-    m: &billet_records::Manifest,
-) -> Result<(), IndexError> {
+fn insert_version(tx: &Connection, v: &NewVersion<'_>) -> Result<(), IndexError> {
+    let m = v.manifest;
     tx.prepare_cached(
         "INSERT INTO versions (key, ord, version_id, is_latest, is_delete_marker, size, etag, last_modified, manifest_cid, manifest)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
-        key.as_bytes(),
-        ord,
-        version_id,
-        latest,
+        v.key.as_bytes(),
+        v.ord,
+        v.version_id,
+        v.latest,
         m.delete_marker,
         m.size as i64,
         m.etag,
         m.created,
-        cid.to_bytes(),
+        v.cid.to_bytes(),
         manifest_bytes(m)?
     ])?;
-    Ok(())
-}
-
-pub(super) fn commit(conn: &mut Connection, batch: &CommitBatch) -> Result<(), IndexError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let (head, next_ord): (Vec<u8>, i64) =
-        tx.query_row("SELECT head, next_ord FROM meta WHERE id = 0", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    let head = cid_from(&head)?;
-    if head != batch.expected_head {
-        return Err(IndexError::Conflict {
-            bucket: batch.bucket.clone(),
-            expected: Box::new(batch.expected_head),
-            actual: Box::new(head),
-        });
-    }
-    let mut ord = next_ord;
-    for change in &batch.changes {
-        match change {
-            RowChange::Put {
-                key,
-                version_id,
-                manifest_cid,
-                manifest,
-            } => {
-                tx.prepare_cached("DELETE FROM versions WHERE key = ?1 AND version_id = ?2")?
-                    .execute(params![key.as_bytes(), version_id])?;
-                tx.prepare_cached(
-                    "UPDATE versions SET is_latest = 0 WHERE key = ?1 AND is_latest = 1",
-                )?
-                .execute(params![key.as_bytes()])?;
-                insert_version(&tx, key, version_id, ord, true, manifest_cid, manifest)?;
-                ord -= 1;
-            }
-            RowChange::Delete { key, version_id } => {
-                let was_latest: Option<bool> = tx
-                    .prepare_cached("DELETE FROM versions WHERE key = ?1 AND version_id = ?2 RETURNING is_latest")?
-                    .query_row(params![key.as_bytes(), version_id], |r| r.get(0))
-                    .optional()?;
-                if was_latest == Some(true) {
-                    tx.prepare_cached(
-                        "UPDATE versions SET is_latest = 1
-                         WHERE key = ?1 AND ord = (SELECT MIN(ord) FROM versions WHERE key = ?1)",
-                    )?
-                    .execute(params![key.as_bytes()])?;
-                }
-            }
-            RowChange::Replace {
-                key,
-                version_id,
-                manifest_cid,
-                manifest,
-            } => {
-                let n = tx
-                    .prepare_cached(
-                        "UPDATE versions SET manifest_cid = ?3, manifest = ?4, size = ?5, etag = ?6, last_modified = ?7,
-                         is_delete_marker = ?8 WHERE key = ?1 AND version_id = ?2",
-                    )?
-                    .execute(params![
-                        key.as_bytes(),
-                        version_id,
-                        manifest_cid.to_bytes(),
-                        manifest_bytes(manifest)?,
-                        manifest.size as i64,
-                        manifest.etag,
-                        manifest.created,
-                        manifest.delete_marker
-                    ])?;
-                if n == 0 {
-                    return Err(IndexError::NoSuchVersion {
-                        key: key.clone(),
-                        version_id: version_id.clone(),
-                    });
-                }
-            }
-        }
-    }
-    for upload_id in &batch.completed_uploads {
-        let n = tx
-            .prepare_cached("DELETE FROM uploads WHERE upload_id = ?1")?
-            .execute(params![upload_id])?;
-        if n == 0 {
-            return Err(IndexError::NoSuchUpload(upload_id.clone()));
-        }
-        tx.prepare_cached("DELETE FROM parts WHERE upload_id = ?1")?
-            .execute(params![upload_id])?;
-    }
-    if let Some((first, _)) = batch.mmr.first() {
-        let size = mmr_size_in(&tx)?;
-        if *first != size {
-            return Err(IndexError::MmrOverwrite(*first));
-        }
-        for (i, (pos, hash)) in batch.mmr.iter().enumerate() {
-            if *pos != size + i as u64 {
-                return Err(IndexError::MmrOverwrite(*pos));
-            }
-            tx.prepare_cached("INSERT INTO mmr (pos, hash) VALUES (?1, ?2)")?
-                .execute(params![*pos as i64, &hash[..]])?;
-        }
-    }
-    match &batch.settings {
-        Some(s) => tx.execute(
-            "UPDATE meta SET head = ?1, seq = ?2, next_ord = ?3, settings = ?4 WHERE id = 0",
-            params![
-                batch.head.to_bytes(),
-                batch.seq as i64,
-                ord,
-                settings_bytes(s)?
-            ],
-        )?,
-        None => tx.execute(
-            "UPDATE meta SET head = ?1, seq = ?2, next_ord = ?3 WHERE id = 0",
-            params![batch.head.to_bytes(), batch.seq as i64, ord],
-        )?,
-    };
-    tx.commit()?;
     Ok(())
 }
 
@@ -227,6 +104,9 @@ pub(super) fn object(
     row.transpose()
 }
 
+/// Live objects only, as a condition ahead of the cursor's.
+const LIVE: &str = "is_latest = 1 AND is_delete_marker = 0 AND";
+
 /// `(condition, cursor params)` for a cursor over `(key, second)`.
 fn cursor_sql(c: &Cursor, second: &str) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value;
@@ -240,37 +120,6 @@ fn cursor_sql(c: &Cursor, second: &str) -> (String, Vec<rusqlite::types::Value>)
     }
 }
 
-/// The SQL pieces of one listing scan.
-struct ScanSql {
-    select: &'static str,
-    /// Conditions before the cursor's (ending in `AND`, or empty).
-    filter: &'static str,
-    order: &'static str,
-    /// The column after `key` in the row order (version and upload cursors).
-    second: &'static str,
-}
-
-const OBJECTS: ScanSql = ScanSql {
-    select: "SELECT key, version_id, size, etag, last_modified, ord FROM versions",
-    filter: "is_latest = 1 AND is_delete_marker = 0 AND",
-    order: "key",
-    second: "ord",
-};
-
-const VERSIONS: ScanSql = ScanSql {
-    select: "SELECT key, version_id, size, etag, last_modified, ord, is_latest, is_delete_marker FROM versions",
-    filter: "",
-    order: "key, ord",
-    second: "ord",
-};
-
-const UPLOADS: ScanSql = ScanSql {
-    select: "SELECT upload_id, key, initiated, meta, seq FROM uploads",
-    filter: "",
-    order: "key, seq",
-    second: "seq",
-};
-
 fn scan<T>(
     conn: &Connection,
     table: &ScanSql,
@@ -279,11 +128,12 @@ fn scan<T>(
 ) -> Result<Vec<T>, IndexError> {
     let ScanSql {
         select,
-        filter,
+        live_only,
         order,
         second,
     } = table;
     use rusqlite::types::Value;
+    let filter = if *live_only { LIVE } else { "" };
     let (cond, mut args) = cursor_sql(&req.cursor, second);
     let mut sql = format!("{select} WHERE {filter} {cond}");
     if let Some(b) = &req.before {
@@ -312,7 +162,7 @@ fn skip_scan_objects(
     req: &ScanRequest,
     plen: usize,
     delim: &[u8],
-) -> Result<(Vec<ObjectRow>, bool), IndexError> {
+) -> Result<Vec<ObjectSummary>, IndexError> {
     use rusqlite::types::Value;
     let live = "is_latest = 1 AND is_delete_marker = 0";
     let (first, key) = match &req.cursor {
@@ -351,10 +201,9 @@ fn skip_scan_objects(
     let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     let mut out = Vec::with_capacity(req.limit.min(1024));
     while let Some(r) = rows.next()? {
-        out.push(ObjectRow(summary(r, false)?));
+        out.push(summary(r, false)?);
     }
-    let more = out.len() == req.limit;
-    Ok((out, more))
+    Ok(out)
 }
 
 fn summary(r: &SqlRow<'_>, latest_and_marker: bool) -> Result<ObjectSummary, IndexError> {
@@ -372,170 +221,7 @@ fn summary(r: &SqlRow<'_>, latest_and_marker: bool) -> Result<ObjectSummary, Ind
     })
 }
 
-pub(super) fn list_objects(conn: &Connection, q: &ListQuery) -> Result<ListPage, IndexError> {
-    let start = q
-        .after
-        .as_ref()
-        .map(|a| Cursor::After(a.as_bytes().to_vec()));
-    let mut lister = Lister::new(
-        &q.prefix,
-        q.delimiter.as_deref(),
-        q.after.as_deref(),
-        start,
-        q.max_keys,
-        true,
-    );
-    while let Some(req) = lister.request() {
-        let (rows, more) = match &req.skip {
-            Some((plen, delim)) => skip_scan_objects(conn, &req, *plen, delim)?,
-            None => {
-                let rows = scan(conn, &OBJECTS, &req, |r| summary(r, false).map(ObjectRow))?;
-                let more = rows.len() == req.limit;
-                (rows, more)
-            }
-        };
-        lister.feed(rows, more);
-    }
-    let (items, truncated) = lister.finish();
-    let mut page = ListPage {
-        truncated,
-        ..ListPage::default()
-    };
-    for item in items {
-        match item {
-            Item::Row(r) => {
-                page.next_after = Some(r.0.key.clone());
-                page.objects.push(r.0);
-            }
-            Item::Prefix(p) => {
-                page.next_after = Some(p.clone());
-                page.prefixes.push(p);
-            }
-        }
-    }
-    if !truncated {
-        page.next_after = None;
-    }
-    Ok(page)
-}
-
-/// The cursor a key marker and version-id marker start after.
-pub(super) fn version_start(
-    conn: &Connection,
-    q: &VersionQuery,
-) -> Result<Option<Cursor>, IndexError> {
-    let Some(key) = &q.key_marker else {
-        return Ok(None);
-    };
-    let Some(vid) = &q.version_id_marker else {
-        return Ok(Some(Cursor::After(key.as_bytes().to_vec())));
-    };
-    let ord: Option<i64> = conn
-        .prepare_cached("SELECT ord FROM versions WHERE key = ?1 AND version_id = ?2")?
-        .query_row(params![key.as_bytes(), vid], |r| r.get(0))
-        .optional()?;
-    Ok(Some(match ord {
-        Some(o) => Cursor::AfterVersion(key.as_bytes().to_vec(), o),
-        // The marker version is gone: continue with the next key.
-        None => Cursor::After(key.as_bytes().to_vec()),
-    }))
-}
-
-pub(super) fn list_versions(
-    conn: &Connection,
-    q: &VersionQuery,
-) -> Result<VersionPage, IndexError> {
-    let start = version_start(conn, q)?;
-    // A version-id marker means the marker key's own prefix group is being
-    // continued, so it must not be skipped as "already returned".
-    let marker = q
-        .key_marker
-        .as_deref()
-        .filter(|_| q.version_id_marker.is_none());
-    let mut lister = Lister::new(
-        &q.prefix,
-        q.delimiter.as_deref(),
-        marker,
-        start,
-        q.max_keys,
-        false,
-    );
-    while let Some(req) = lister.request() {
-        let rows = scan(conn, &VERSIONS, &req, |r| summary(r, true).map(VersionRow))?;
-        let more = rows.len() == req.limit;
-        lister.feed(rows, more);
-    }
-    let (items, truncated) = lister.finish();
-    let mut page = VersionPage {
-        truncated,
-        ..VersionPage::default()
-    };
-    for item in items {
-        match item {
-            Item::Row(r) => {
-                page.next_key_marker = Some(r.0.key.clone());
-                page.next_version_id_marker = Some(r.0.version_id.clone());
-                page.versions.push(r.0);
-            }
-            Item::Prefix(p) => {
-                page.next_key_marker = Some(p.clone());
-                page.next_version_id_marker = None;
-                page.prefixes.push(p);
-            }
-        }
-    }
-    if !truncated {
-        page.next_key_marker = None;
-        page.next_version_id_marker = None;
-    }
-    Ok(page)
-}
-
-pub(super) fn rebuild(
-    conn: &mut Connection,
-    head: &Cid,
-    seq: u64,
-    settings: &BucketSettings,
-    rows: crate::RebuildRows,
-) -> Result<u64, IndexError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute("DELETE FROM versions", [])?;
-    let mut n: i64 = 0;
-    for row in rows {
-        let v = row?;
-        insert_version(
-            &tx,
-            &v.key,
-            &v.version_id,
-            n,
-            v.is_latest,
-            &v.manifest_cid,
-            &v.manifest,
-        )?;
-        n += 1;
-    }
-    tx.execute(
-        "UPDATE meta SET head = ?1, seq = ?2, settings = ?3, next_ord = -1 WHERE id = 0",
-        params![head.to_bytes(), seq as i64, settings_bytes(settings)?],
-    )?;
-    tx.commit()?;
-    Ok(n as u64)
-}
-
 // Multipart uploads.
-
-pub(super) fn create_upload(conn: &Connection, u: &Upload) -> Result<(), IndexError> {
-    conn.prepare_cached(
-        "INSERT INTO uploads (upload_id, key, initiated, meta) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        u.upload_id,
-        u.key.as_bytes(),
-        u.initiated_ms,
-        u.meta
-    ])?;
-    Ok(())
-}
 
 fn upload_from(r: &SqlRow<'_>) -> Result<(Upload, i64), IndexError> {
     let key: Vec<u8> = r.get(1)?;
@@ -576,156 +262,6 @@ fn part_from(r: &SqlRow<'_>) -> Result<Part, IndexError> {
 
 const PART_COLS: &str = "number, size, etag, root, last_modified, meta";
 
-pub(super) fn put_part(
-    conn: &mut Connection,
-    upload_id: &str,
-    p: &Part,
-) -> Result<Option<Part>, IndexError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let exists: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM uploads WHERE upload_id = ?1)")?
-        .query_row(params![upload_id], |r| r.get(0))?;
-    if !exists {
-        return Err(IndexError::NoSuchUpload(upload_id.to_string()));
-    }
-    let old = tx
-        .prepare_cached(&format!(
-            "SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND number = ?2"
-        ))?
-        .query_row(params![upload_id, p.number], |r| Ok(part_from(r)))
-        .optional()?
-        .transpose()?;
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO parts (upload_id, number, size, etag, root, last_modified, meta)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        upload_id,
-        p.number,
-        p.size as i64,
-        p.etag,
-        p.root.to_bytes(),
-        p.last_modified_ms,
-        p.meta
-    ])?;
-    tx.commit()?;
-    Ok(old)
-}
-
-pub(super) fn parts(
-    conn: &Connection,
-    upload_id: &str,
-    after: u32,
-    max: usize,
-) -> Result<PartPage, IndexError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND number > ?2 ORDER BY number LIMIT ?3"
-    ))?;
-    let mut rows = stmt.query(params![upload_id, after, max as i64 + 1])?;
-    let mut parts = Vec::new();
-    while let Some(r) = rows.next()? {
-        parts.push(part_from(r)?);
-    }
-    let truncated = parts.len() > max;
-    parts.truncate(max);
-    Ok(PartPage {
-        next_part_number_marker: if truncated {
-            parts.last().map(|p| p.number)
-        } else {
-            None
-        },
-        parts,
-        truncated,
-    })
-}
-
-pub(super) fn abort_upload(
-    conn: &mut Connection,
-    upload_id: &str,
-) -> Result<Vec<Part>, IndexError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let n = tx.execute(
-        "DELETE FROM uploads WHERE upload_id = ?1",
-        params![upload_id],
-    )?;
-    if n == 0 {
-        return Err(IndexError::NoSuchUpload(upload_id.to_string()));
-    }
-    let parts = {
-        let mut stmt = tx.prepare_cached(&format!(
-            "DELETE FROM parts WHERE upload_id = ?1 RETURNING {PART_COLS}"
-        ))?;
-        let mut rows = stmt.query(params![upload_id])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(part_from(r)?);
-        }
-        out
-    };
-    tx.commit()?;
-    Ok(parts)
-}
-
-pub(super) fn list_uploads(conn: &Connection, q: &UploadQuery) -> Result<UploadPage, IndexError> {
-    let start = match (&q.key_marker, &q.upload_id_marker) {
-        (None, _) => None,
-        (Some(k), None) => Some(Cursor::After(k.as_bytes().to_vec())),
-        (Some(k), Some(id)) => {
-            let seq: Option<i64> = conn
-                .prepare_cached("SELECT seq FROM uploads WHERE key = ?1 AND upload_id = ?2")?
-                .query_row(params![k.as_bytes(), id], |r| r.get(0))
-                .optional()?;
-            Some(match seq {
-                Some(s) => Cursor::AfterVersion(k.as_bytes().to_vec(), s),
-                None => Cursor::After(k.as_bytes().to_vec()),
-            })
-        }
-    };
-    let marker = q
-        .key_marker
-        .as_deref()
-        .filter(|_| q.upload_id_marker.is_none());
-    let mut lister = Lister::new(
-        &q.prefix,
-        q.delimiter.as_deref(),
-        marker,
-        start,
-        q.max_uploads,
-        false,
-    );
-    while let Some(req) = lister.request() {
-        let rows = scan(conn, &UPLOADS, &req, |r| {
-            upload_from(r).map(|(u, s)| UploadRow(u, s))
-        })?;
-        let more = rows.len() == req.limit;
-        lister.feed(rows, more);
-    }
-    let (items, truncated) = lister.finish();
-    let mut page = UploadPage {
-        truncated,
-        ..UploadPage::default()
-    };
-    for item in items {
-        match item {
-            Item::Row(r) => {
-                page.next_key_marker = Some(r.0.key.clone());
-                page.next_upload_id_marker = Some(r.0.upload_id.clone());
-                page.uploads.push(r.0);
-            }
-            Item::Prefix(p) => {
-                page.next_key_marker = Some(p.clone());
-                page.next_upload_id_marker = None;
-                page.prefixes.push(p);
-            }
-        }
-    }
-    if !truncated {
-        page.next_key_marker = None;
-        page.next_upload_id_marker = None;
-    }
-    Ok(page)
-}
-
 pub(super) fn stale_uploads(
     conn: &Connection,
     before_ms: i64,
@@ -743,13 +279,9 @@ pub(super) fn stale_uploads(
 
 // MMR.
 
-fn mmr_size_in(conn: &Connection) -> Result<u64, IndexError> {
+pub(super) fn mmr_size(conn: &Connection) -> Result<u64, IndexError> {
     let max: Option<i64> = conn.query_row("SELECT MAX(pos) FROM mmr", [], |r| r.get(0))?;
     Ok(max.map_or(0, |m| m as u64 + 1))
-}
-
-pub(super) fn mmr_size(conn: &Connection) -> Result<u64, IndexError> {
-    mmr_size_in(conn)
 }
 
 pub(super) fn mmr_nodes(
@@ -770,4 +302,247 @@ pub(super) fn mmr_nodes(
             .transpose()
         })
         .collect()
+}
+
+/// A bucket database inside the caller's transaction (or, for reads, on
+/// its own connection).
+pub(super) struct SqliteTx<'c>(pub &'c Connection);
+
+impl BucketTx for SqliteTx<'_> {
+    fn lock_head(&mut self) -> Result<HeadRow, IndexError> {
+        // The caller's IMMEDIATE transaction already holds the write lock.
+        let (head, seq, next_ord): (Vec<u8>, i64, i64) = self
+            .0
+            .prepare_cached("SELECT head, seq, next_ord FROM meta WHERE id = 0")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(HeadRow {
+            head: cid_from(&head)?,
+            seq: seq as u64,
+            next_ord,
+        })
+    }
+
+    fn set_head(&mut self, h: &NewHead<'_>) -> Result<(), IndexError> {
+        match h.settings {
+            Some(s) => self.0.execute(
+                "UPDATE meta SET head = ?1, seq = ?2, next_ord = ?3, settings = ?4 WHERE id = 0",
+                params![
+                    h.head.to_bytes(),
+                    h.seq as i64,
+                    h.next_ord,
+                    settings_bytes(s)?
+                ],
+            )?,
+            None => self.0.execute(
+                "UPDATE meta SET head = ?1, seq = ?2, next_ord = ?3 WHERE id = 0",
+                params![h.head.to_bytes(), h.seq as i64, h.next_ord],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn apply_puts(&mut self, run: &PutRun<'_>) -> Result<(), IndexError> {
+        let c = self.0;
+        let mut delete =
+            c.prepare_cached("DELETE FROM versions WHERE key = ?1 AND version_id = ?2")?;
+        for (key, vid) in &run.replaced {
+            delete.execute(params![key.as_bytes(), vid])?;
+        }
+        let mut clear =
+            c.prepare_cached("UPDATE versions SET is_latest = 0 WHERE key = ?1 AND is_latest = 1")?;
+        for key in &run.keys {
+            clear.execute(params![key.as_bytes()])?;
+        }
+        self.insert_versions(&run.rows)
+    }
+
+    fn delete_version(&mut self, key: &str, version_id: &str) -> Result<Option<bool>, IndexError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "DELETE FROM versions WHERE key = ?1 AND version_id = ?2 RETURNING is_latest",
+            )?
+            .query_row(params![key.as_bytes(), version_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn promote_newest(&mut self, key: &str) -> Result<(), IndexError> {
+        self.0
+            .prepare_cached(
+                "UPDATE versions SET is_latest = 1
+                 WHERE key = ?1 AND ord = (SELECT MIN(ord) FROM versions WHERE key = ?1)",
+            )?
+            .execute(params![key.as_bytes()])?;
+        Ok(())
+    }
+
+    fn replace_version(
+        &mut self,
+        key: &str,
+        version_id: &str,
+        cid: &Cid,
+        m: &billet_records::Manifest,
+    ) -> Result<bool, IndexError> {
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE versions SET manifest_cid = ?3, manifest = ?4, size = ?5, etag = ?6, last_modified = ?7,
+                 is_delete_marker = ?8 WHERE key = ?1 AND version_id = ?2",
+            )?
+            .execute(params![
+                key.as_bytes(),
+                version_id,
+                cid.to_bytes(),
+                manifest_bytes(m)?,
+                m.size as i64,
+                m.etag,
+                m.created,
+                m.delete_marker
+            ])?;
+        Ok(n > 0)
+    }
+
+    fn clear_versions(&mut self) -> Result<(), IndexError> {
+        self.0.execute("DELETE FROM versions", [])?;
+        Ok(())
+    }
+
+    fn insert_versions(&mut self, rows: &[NewVersion<'_>]) -> Result<(), IndexError> {
+        for v in rows {
+            insert_version(self.0, v)?;
+        }
+        Ok(())
+    }
+
+    fn upload_exists(&mut self, upload_id: &str, _lock: bool) -> Result<bool, IndexError> {
+        // SQLite transactions that write hold the database's write lock.
+        Ok(self
+            .0
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM uploads WHERE upload_id = ?1)")?
+            .query_row(params![upload_id], |r| r.get(0))?)
+    }
+
+    fn insert_upload(&mut self, u: &Upload) -> Result<(), IndexError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO uploads (upload_id, key, initiated, meta) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                u.upload_id,
+                u.key.as_bytes(),
+                u.initiated_ms,
+                u.meta
+            ])?;
+        Ok(())
+    }
+
+    fn delete_upload(&mut self, upload_id: &str) -> Result<bool, IndexError> {
+        let n = self
+            .0
+            .prepare_cached("DELETE FROM uploads WHERE upload_id = ?1")?
+            .execute(params![upload_id])?;
+        Ok(n > 0)
+    }
+
+    fn part(&mut self, upload_id: &str, number: u32) -> Result<Option<Part>, IndexError> {
+        self.0
+            .prepare_cached(&format!(
+                "SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND number = ?2"
+            ))?
+            .query_row(params![upload_id, number], |r| Ok(part_from(r)))
+            .optional()?
+            .transpose()
+    }
+
+    fn upsert_part(&mut self, upload_id: &str, p: &Part) -> Result<(), IndexError> {
+        self.0
+            .prepare_cached(
+                "INSERT OR REPLACE INTO parts (upload_id, number, size, etag, root, last_modified, meta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                upload_id,
+                p.number,
+                p.size as i64,
+                p.etag,
+                p.root.to_bytes(),
+                p.last_modified_ms,
+                p.meta
+            ])?;
+        Ok(())
+    }
+
+    fn parts_after(
+        &mut self,
+        upload_id: &str,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<Part>, IndexError> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND number > ?2 ORDER BY number LIMIT ?3"
+        ))?;
+        let mut rows = stmt.query(params![upload_id, after, limit as i64])?;
+        let mut parts = Vec::new();
+        while let Some(r) = rows.next()? {
+            parts.push(part_from(r)?);
+        }
+        Ok(parts)
+    }
+
+    fn delete_parts(&mut self, upload_id: &str) -> Result<Vec<Part>, IndexError> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "DELETE FROM parts WHERE upload_id = ?1 RETURNING {PART_COLS}"
+        ))?;
+        let mut rows = stmt.query(params![upload_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(part_from(r)?);
+        }
+        Ok(out)
+    }
+
+    fn mmr_size(&mut self) -> Result<u64, IndexError> {
+        mmr_size(self.0)
+    }
+
+    fn insert_mmr(&mut self, nodes: &[(u64, [u8; 32])]) -> Result<(), IndexError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("INSERT INTO mmr (pos, hash) VALUES (?1, ?2)")?;
+        for (pos, hash) in nodes {
+            stmt.execute(params![*pos as i64, &hash[..]])?;
+        }
+        Ok(())
+    }
+
+    fn version_ord(&mut self, key: &str, version_id: &str) -> Result<Option<i64>, IndexError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT ord FROM versions WHERE key = ?1 AND version_id = ?2")?
+            .query_row(params![key.as_bytes(), version_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn upload_seq(&mut self, key: &str, upload_id: &str) -> Result<Option<i64>, IndexError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT seq FROM uploads WHERE key = ?1 AND upload_id = ?2")?
+            .query_row(params![key.as_bytes(), upload_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn scan_objects(&mut self, req: &ScanRequest) -> Result<Vec<ObjectSummary>, IndexError> {
+        match &req.skip {
+            Some((plen, delim)) => skip_scan_objects(self.0, req, *plen, delim),
+            None => scan(self.0, &OBJECTS, req, |r| summary(r, false)),
+        }
+    }
+
+    fn scan_versions(&mut self, req: &ScanRequest) -> Result<Vec<ObjectSummary>, IndexError> {
+        scan(self.0, &VERSIONS, req, |r| summary(r, true))
+    }
+
+    fn scan_uploads(&mut self, req: &ScanRequest) -> Result<Vec<(Upload, i64)>, IndexError> {
+        scan(self.0, &UPLOADS, req, upload_from)
+    }
 }

@@ -15,8 +15,10 @@ use billet_records::BucketSettings;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::IndexError;
+use crate::tx::{BucketTx, Durability};
 use crate::types::*;
-use crate::{Index, RebuildRows};
+use crate::{Index, RebuildRows, rules};
+use bucket::SqliteTx;
 use pool::{BucketDb, Pool};
 
 #[derive(Debug, Clone)]
@@ -162,30 +164,51 @@ impl SqliteIndex {
         .await
     }
 
-    /// Like `with_bucket`, but the transaction `f` commits is durable when
-    /// it returns (multipart state lives only here, not in the log).
-    async fn with_bucket_durable<T: Send + 'static>(
-        &self,
-        name: &str,
-        f: impl FnOnce(&mut Connection) -> Result<T, IndexError> + Send + 'static,
-    ) -> Result<T, IndexError> {
-        self.with_bucket(name, move |c| {
-            c.pragma_update(None, "synchronous", "FULL")?;
-            let out = f(c);
-            let reset = c.pragma_update(None, "synchronous", "OFF");
-            let out = out?;
-            reset?;
-            Ok(out)
-        })
-        .await
-    }
-
     async fn with_registry<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, IndexError> + Send + 'static,
     ) -> Result<T, IndexError> {
         let inner = self.inner.clone();
         blocking(move || f(&inner.registry())).await
+    }
+}
+
+impl rules::RunTx for SqliteIndex {
+    /// Runs a rule over the bucket's rows, reading.
+    async fn read<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut dyn BucketTx) -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, IndexError> {
+        self.with_bucket(name, move |c| f(&mut SqliteTx(c))).await
+    }
+
+    /// Runs a rule over the bucket's rows in one write transaction,
+    /// committed if the rule succeeds; with `Durable`, the commit is on
+    /// disk when this returns.
+    async fn write<T: Send + 'static>(
+        &self,
+        name: &str,
+        durability: Durability,
+        f: impl FnOnce(&mut dyn BucketTx) -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, IndexError> {
+        self.with_bucket(name, move |c| {
+            let durable = durability == Durability::Durable;
+            if durable {
+                c.pragma_update(None, "synchronous", "FULL")?;
+            }
+            let out = (|| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = f(&mut SqliteTx(&tx))?;
+                tx.commit()?;
+                Ok(out)
+            })();
+            if durable {
+                c.pragma_update(None, "synchronous", "OFF")?;
+            }
+            out
+        })
+        .await
     }
 }
 
@@ -305,9 +328,7 @@ impl Index for SqliteIndex {
     }
 
     async fn commit(&self, batch: CommitBatch) -> Result<(), IndexError> {
-        let name = batch.bucket.clone();
-        self.with_bucket(&name, move |c| bucket::commit(c, &batch))
-            .await
+        rules::commit(self, batch).await
     }
 
     async fn object(
@@ -323,9 +344,7 @@ impl Index for SqliteIndex {
     }
 
     async fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage, IndexError> {
-        let q = query.clone();
-        self.with_bucket(bucket, move |c| bucket::list_objects(c, &q))
-            .await
+        rules::list_objects(self, bucket, query).await
     }
 
     async fn list_versions(
@@ -333,9 +352,7 @@ impl Index for SqliteIndex {
         bucket: &str,
         query: &VersionQuery,
     ) -> Result<VersionPage, IndexError> {
-        let q = query.clone();
-        self.with_bucket(bucket, move |c| bucket::list_versions(c, &q))
-            .await
+        rules::list_versions(self, bucket, query).await
     }
 
     async fn rebuild(
@@ -346,17 +363,11 @@ impl Index for SqliteIndex {
         settings: &BucketSettings,
         rows: RebuildRows,
     ) -> Result<u64, IndexError> {
-        let settings = settings.clone();
-        self.with_bucket(bucket, move |c| {
-            bucket::rebuild(c, &head, seq, &settings, rows)
-        })
-        .await
+        rules::rebuild(self, bucket, head, seq, settings, rows).await
     }
 
     async fn create_upload(&self, bucket: &str, upload: &Upload) -> Result<(), IndexError> {
-        let u = upload.clone();
-        self.with_bucket_durable(bucket, move |c| bucket::create_upload(c, &u))
-            .await
+        rules::create_upload(self, bucket, upload).await
     }
 
     async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Option<Upload>, IndexError> {
@@ -371,10 +382,7 @@ impl Index for SqliteIndex {
         upload_id: &str,
         part: &Part,
     ) -> Result<Option<Part>, IndexError> {
-        let id = upload_id.to_string();
-        let p = part.clone();
-        self.with_bucket_durable(bucket, move |c| bucket::put_part(c, &id, &p))
-            .await
+        rules::put_part(self, bucket, upload_id, part).await
     }
 
     async fn parts(
@@ -384,15 +392,11 @@ impl Index for SqliteIndex {
         after: u32,
         max: usize,
     ) -> Result<PartPage, IndexError> {
-        let id = upload_id.to_string();
-        self.with_bucket(bucket, move |c| bucket::parts(c, &id, after, max))
-            .await
+        rules::parts(self, bucket, upload_id, after, max).await
     }
 
     async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<Vec<Part>, IndexError> {
-        let id = upload_id.to_string();
-        self.with_bucket_durable(bucket, move |c| bucket::abort_upload(c, &id))
-            .await
+        rules::abort_upload(self, bucket, upload_id).await
     }
 
     async fn list_uploads(
@@ -400,9 +404,7 @@ impl Index for SqliteIndex {
         bucket: &str,
         query: &UploadQuery,
     ) -> Result<UploadPage, IndexError> {
-        let q = query.clone();
-        self.with_bucket(bucket, move |c| bucket::list_uploads(c, &q))
-            .await
+        rules::list_uploads(self, bucket, query).await
     }
 
     async fn stale_uploads(
@@ -412,32 +414,6 @@ impl Index for SqliteIndex {
         max: usize,
     ) -> Result<Vec<Upload>, IndexError> {
         self.with_bucket(bucket, move |c| bucket::stale_uploads(c, before_ms, max))
-            .await
-    }
-
-    async fn put_segment(&self, segment: &SegmentRecord) -> Result<(), IndexError> {
-        let s = segment.clone();
-        self.with_registry(move |c| registry::put_segment(c, &s))
-            .await
-    }
-
-    async fn segments(&self) -> Result<Vec<SegmentRecord>, IndexError> {
-        self.with_registry(registry::segments).await
-    }
-
-    async fn enqueue_remote_delete(&self, remote_key: &str, now_ms: i64) -> Result<(), IndexError> {
-        let k = remote_key.to_string();
-        self.with_registry(move |c| registry::enqueue_remote_delete(c, &k, now_ms))
-            .await
-    }
-
-    async fn pending_remote_deletes(&self, max: usize) -> Result<Vec<PendingDelete>, IndexError> {
-        self.with_registry(move |c| registry::pending_remote_deletes(c, max))
-            .await
-    }
-
-    async fn finish_remote_delete(&self, id: i64, done: bool) -> Result<(), IndexError> {
-        self.with_registry(move |c| registry::finish_remote_delete(c, id, done))
             .await
     }
 
@@ -469,12 +445,6 @@ impl Index for SqliteIndex {
 
     async fn access_keys(&self) -> Result<Vec<AccessKey>, IndexError> {
         self.with_registry(registry::access_keys).await
-    }
-
-    async fn set_access_key_disabled(&self, id: &str, disabled: bool) -> Result<bool, IndexError> {
-        let id = id.to_string();
-        self.with_registry(move |c| registry::set_access_key_disabled(c, &id, disabled))
-            .await
     }
 
     async fn delete_access_key(&self, id: &str) -> Result<bool, IndexError> {

@@ -33,94 +33,6 @@ pub(super) fn buckets(conn: &Connection) -> Result<Vec<BucketEntry>, IndexError>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(super) fn put_segment(conn: &Connection, s: &SegmentRecord) -> Result<(), IndexError> {
-    conn.prepare_cached(
-        "INSERT INTO segments (plane, id, state, bytes, blocks, sealed, shipped, remote_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (plane, id) DO UPDATE SET state = excluded.state, bytes = excluded.bytes,
-           blocks = excluded.blocks, sealed = excluded.sealed, shipped = excluded.shipped,
-           remote_key = excluded.remote_key",
-    )?
-    .execute(params![
-        s.plane,
-        s.id as i64,
-        s.state,
-        s.bytes as i64,
-        s.blocks as i64,
-        s.sealed_ms,
-        s.shipped_ms,
-        s.remote_key
-    ])?;
-    Ok(())
-}
-
-pub(super) fn segments(conn: &Connection) -> Result<Vec<SegmentRecord>, IndexError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT plane, id, state, bytes, blocks, sealed, shipped, remote_key FROM segments ORDER BY plane, id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let id: i64 = r.get(1)?;
-        let bytes: i64 = r.get(3)?;
-        let blocks: i64 = r.get(4)?;
-        Ok(SegmentRecord {
-            plane: r.get(0)?,
-            id: id as u64,
-            state: r.get(2)?,
-            bytes: bytes as u64,
-            blocks: blocks as u64,
-            sealed_ms: r.get(5)?,
-            shipped_ms: r.get(6)?,
-            remote_key: r.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub(super) fn enqueue_remote_delete(
-    conn: &Connection,
-    key: &str,
-    now: i64,
-) -> Result<(), IndexError> {
-    conn.prepare_cached("INSERT INTO pending_deletes (remote_key, enqueued) VALUES (?1, ?2)")?
-        .execute(params![key, now])?;
-    Ok(())
-}
-
-pub(super) fn pending_remote_deletes(
-    conn: &Connection,
-    max: usize,
-) -> Result<Vec<PendingDelete>, IndexError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, remote_key, enqueued, attempts FROM pending_deletes ORDER BY id LIMIT ?1",
-    )?;
-    let rows = stmt.query_map(params![max as i64], |r| {
-        let attempts: i64 = r.get(3)?;
-        Ok(PendingDelete {
-            id: r.get(0)?,
-            remote_key: r.get(1)?,
-            enqueued_ms: r.get(2)?,
-            attempts: attempts as u32,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub(super) fn finish_remote_delete(
-    conn: &Connection,
-    id: i64,
-    done: bool,
-) -> Result<(), IndexError> {
-    if done {
-        conn.execute("DELETE FROM pending_deletes WHERE id = ?1", params![id])?;
-    } else {
-        conn.execute(
-            "UPDATE pending_deletes SET attempts = attempts + 1 WHERE id = ?1",
-            params![id],
-        )?;
-    }
-    Ok(())
-}
-
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessKey> {
     Ok(AccessKey {
         id: r.get(0)?,
@@ -159,17 +71,6 @@ pub(super) fn access_keys(conn: &Connection) -> Result<Vec<AccessKey>, IndexErro
     )?;
     let rows = stmt.query_map([], key_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub(super) fn set_access_key_disabled(
-    conn: &Connection,
-    id: &str,
-    disabled: bool,
-) -> Result<bool, IndexError> {
-    Ok(conn.execute(
-        "UPDATE access_keys SET disabled = ?2 WHERE id = ?1",
-        params![id, disabled],
-    )? > 0)
 }
 
 pub(super) fn delete_access_key(conn: &Connection, id: &str) -> Result<bool, IndexError> {
