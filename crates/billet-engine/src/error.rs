@@ -50,6 +50,10 @@ pub enum EngineError {
     Unixfs(#[from] UnixfsError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    #[error("the commit pipeline stopped")]
+    PipelineStopped,
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

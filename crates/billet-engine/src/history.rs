@@ -17,7 +17,7 @@ use ed25519_dalek::SigningKey;
 use serde_bytes::ByteBuf;
 
 use crate::error::{EngineError, join_error};
-use crate::pipeline::MmrState;
+use crate::mmr::MmrState;
 use crate::{Engine, now_ms};
 
 fn bufs(v: Vec<[u8; 32]>) -> Vec<ByteBuf> {

@@ -14,6 +14,7 @@ mod export;
 mod fsck;
 mod history;
 mod import;
+mod mmr;
 mod multipart;
 mod pipeline;
 mod redo;
@@ -41,14 +42,15 @@ pub use body::StagedBody;
 pub use error::EngineError;
 pub use export::{ExportStats, export_car};
 pub use fsck::FsckReport;
+pub use mmr::MmrState;
 pub use multipart::{
     CompleteOutcome, CompletedPart, MIN_PART_SIZE, PartInfo, UploadChecksum, UploadInfo,
 };
-pub use pipeline::{Condition, MmrState};
+pub use pipeline::Condition;
 pub use store::CachedStore;
 pub use verify::{Verified, VerifyReport, verify_head};
 
-use pipeline::{Bucket, Mutation, Outcome};
+use pipeline::{BucketQueue, Mutation, Outcome};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -121,7 +123,7 @@ pub(crate) struct Inner {
     pub(crate) pending: redo::Pending,
     /// The latest checkpoint signed per bucket (the file keeps them all).
     pub(crate) latest_checkpoints: Mutex<HashMap<String, billet_proof::SignedCheckpoint>>,
-    buckets: Mutex<HashMap<String, Arc<Bucket>>>,
+    buckets: Mutex<HashMap<String, Arc<BucketQueue>>>,
 }
 
 /// System headers and metadata that go into a manifest.
@@ -253,10 +255,10 @@ impl Engine {
         &self.inner.stats
     }
 
-    fn handle(&self, name: &str) -> Arc<Bucket> {
+    fn handle(&self, name: &str) -> Arc<BucketQueue> {
         let mut map = self.inner.buckets.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(name.to_string())
-            .or_insert_with(|| Arc::new(Bucket::new(name)))
+            .or_insert_with(|| Arc::new(BucketQueue::new(name)))
             .clone()
     }
 

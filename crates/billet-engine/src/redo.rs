@@ -180,7 +180,7 @@ impl Engine {
             // The MMR moves with the head in one transaction, so it ends
             // either at the old indexed head (append the chain) or, if the
             // index lost only rows, already at the new one.
-            let mmr = crate::pipeline::MmrState::load(&self.inner, &entry.name).await?;
+            let mmr = crate::mmr::MmrState::load(&self.inner, &entry.name).await?;
             let last_leaf = match billet_mmr::leaf_count(mmr.size) {
                 Ok(0) | Err(_) => None,
                 Ok(n) => self

@@ -1,0 +1,65 @@
+//! What can be asked of a bucket's pipeline, and what it answers.
+
+use std::collections::BTreeMap;
+
+use billet_block::Cid;
+use billet_log::Receipt;
+use billet_records::{BucketSettings, Manifest};
+
+/// A write precondition, checked inside the pipeline against the state
+/// the write commits on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `If-None-Match: *`: only if the key has no current object.
+    IfNoneMatch,
+    /// `If-Match: <etag>`: only if the current object has this ETag.
+    IfMatch(String),
+}
+
+#[derive(Debug)]
+pub(crate) enum Mutation {
+    Put {
+        key: String,
+        manifest: Box<Manifest>,
+        condition: Option<Condition>,
+        receipt: Receipt,
+        /// The multipart upload this put completes: it must still exist,
+        /// and its rows go in the same index transaction.
+        upload: Option<String>,
+    },
+    Delete {
+        key: String,
+        version_id: Option<String>,
+    },
+    /// New tags for one version (the latest when `version_id` is `None`).
+    Retag {
+        key: String,
+        version_id: Option<String>,
+        tags: BTreeMap<String, String>,
+    },
+    /// Abandons a multipart upload. Aborts and completes share the bucket's
+    /// queue, so a race between them has exactly one winner.
+    Abort {
+        upload_id: String,
+    },
+    Settings(BucketSettings),
+}
+
+/// What a mutation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Put {
+        version_id: Option<String>,
+        manifest_cid: Cid,
+        manifest: Box<Manifest>,
+    },
+    Delete {
+        version_id: Option<String>,
+        delete_marker: bool,
+    },
+    Retag {
+        version_id: Option<String>,
+    },
+    Abort,
+    Settings,
+}
