@@ -534,6 +534,13 @@ def test_proof_endpoints_check_keys_and_prove_a_new_bucket(sec, alice, tmp_path)
     for bad in ["a" * 1025, "a%00b", ""]:
         code, _, resp = history(sec, f"buckets/{b}/proof/object?key={bad}")
         assert code == 400, (bad, resp)
+    # One mapping from engine errors to statuses: a missing bucket is 404
+    # NoSuchBucket here as over S3.
+    code, _, resp = history(sec, "buckets/no-such-bucket-here/checkpoint")
+    assert code == 404 and json.loads(resp)["code"] == "NoSuchBucket", resp
+    with pytest.raises(ClientError) as e:
+        alice.head_bucket(Bucket="no-such-bucket-here")
+    assert status(e) == 404
     # The creation commit is the first leaf: a new bucket's head is provable.
     code, _, proof = history(sec, f"buckets/{b}/proof/commit")
     assert code == 200, proof

@@ -140,7 +140,7 @@ pub(crate) fn read(
     if root.codec() == Codec::Raw.code() && size <= INLINE_READ {
         let data = store.get(&root)?;
         if data.len() as u64 != size {
-            return Err(EngineError::Internal(format!(
+            return Err(EngineError::Corrupt(format!(
                 "body {root} holds {} bytes, the manifest says {size}",
                 data.len()
             )));

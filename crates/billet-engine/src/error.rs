@@ -40,8 +40,10 @@ pub enum EngineError {
     MethodNotAllowed(&'static str),
     #[error(transparent)]
     Log(#[from] LogError),
+    /// An index failure with no meaning of its own to the S3 layer (the
+    /// ones that have one become the variants above: see `From`).
     #[error(transparent)]
-    Index(#[from] IndexError),
+    Index(IndexError),
     #[error(transparent)]
     Mst(#[from] MstError),
     #[error(transparent)]
@@ -52,8 +54,24 @@ pub enum EngineError {
     Record(#[from] RecordError),
     #[error("the commit pipeline stopped")]
     PipelineStopped,
+    /// The batch a mutation was in failed as a whole (the log or the
+    /// index refused it); nothing of it was committed.
     #[error("commit failed: {0}")]
     CommitFailed(String),
+    /// Stored data (index rows, records, the MMR) is not what it must be:
+    /// a case for `billet fsck`, not for a retry.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A background task or worker thread died.
+    #[error("a background task failed: {0}")]
+    Task(String),
+    /// Something that cannot happen did: a bug.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -65,13 +83,31 @@ impl From<IngestError> for EngineError {
             IngestError::TooLarge { max } => EngineError::TooLarge { max },
             IngestError::Sink(s) => match s.downcast::<LogError>() {
                 Ok(log) => EngineError::Log(*log),
-                Err(other) => EngineError::Internal(other.to_string()),
+                Err(other) => EngineError::Task(other.to_string()),
             },
             other => EngineError::Internal(other.to_string()),
         }
     }
 }
 
+/// The one conversion from index errors: the cases callers tell apart
+/// become engine variants, the rest stay index errors.
+impl From<IndexError> for EngineError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::NoSuchBucket(b) => EngineError::NoSuchBucket(b),
+            IndexError::BucketExists(b) => EngineError::BucketExists(b),
+            IndexError::BucketNotEmpty(b) => EngineError::BucketNotEmpty(b),
+            IndexError::NoSuchUpload(u) => EngineError::NoSuchUpload(u),
+            IndexError::NoSuchVersion { key, version_id } => {
+                EngineError::NoSuchVersion { key, version_id }
+            }
+            IndexError::Corrupt(why) => EngineError::Corrupt(why),
+            other => EngineError::Index(other),
+        }
+    }
+}
+
 pub(crate) fn join_error(e: tokio::task::JoinError) -> EngineError {
-    EngineError::Internal(format!("a background task failed: {e}"))
+    EngineError::Task(e.to_string())
 }

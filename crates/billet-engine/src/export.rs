@@ -69,7 +69,7 @@ struct Exporter<'a, S> {
 }
 
 fn writer_gone() -> EngineError {
-    EngineError::Internal("the CAR writer stopped".into())
+    EngineError::Task("the CAR writer stopped".into())
 }
 
 impl<S: BlockStore> Exporter<'_, S> {
@@ -202,7 +202,10 @@ pub fn export_car<S: BlockStore, W: Write + Send>(
     out: W,
     progress: &mut dyn FnMut(&ExportStats),
 ) -> Result<(ExportStats, W), EngineError> {
-    let io = |e: std::io::Error| EngineError::Internal(format!("writing the CAR: {e}"));
+    let io = |source: std::io::Error| EngineError::Io {
+        what: "writing the CAR".into(),
+        source,
+    };
     let car = CarWriter::new(out, &[*head]).map_err(io)?;
     let header = car.offset();
     let car_bytes = AtomicU64::new(header);
@@ -256,7 +259,7 @@ pub fn export_car<S: BlockStore, W: Write + Send>(
         drop(tx);
         let written = writer
             .join()
-            .map_err(|_| EngineError::Internal("the CAR writer panicked".into()))?;
+            .map_err(|_| EngineError::Task("the CAR writer panicked".into()))?;
         // A writer error (a full disk, a closed pipe, a damaged chunk)
         // explains a walk that stopped because the writer went away.
         let car = written?;

@@ -371,7 +371,7 @@ pub(crate) fn mst_rows<S: BlockStore>(
     let mut problems = Vec::new();
     let w = walk(store, root, &mut problems, false)?;
     if let Some(first) = problems.first() {
-        return Err(EngineError::Internal(format!(
+        return Err(EngineError::Corrupt(format!(
             "the MST at {root} cannot be indexed ({} problems; first: {first})",
             problems.len()
         )));

@@ -108,7 +108,10 @@ impl Engine {
         })
         .await
         .map_err(join_error)?
-        .map_err(|e| EngineError::Internal(format!("keeping the checkpoint: {e}")))?;
+        .map_err(|source| EngineError::Io {
+            what: "keeping the checkpoint".into(),
+            source,
+        })?;
         self.remember_checkpoint(bucket, &signed);
         Ok(signed)
     }
@@ -119,7 +122,12 @@ impl Engine {
         let bytes = match tokio::fs::read(&path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(EngineError::Internal(format!("{}: {e}", path.display()))),
+            Err(source) => {
+                return Err(EngineError::Io {
+                    what: format!("reading {}", path.display()),
+                    source,
+                });
+            }
         };
         let mut out = Vec::new();
         let mut rest = bytes.as_slice();
@@ -176,7 +184,7 @@ impl Engine {
             .zip(idx)
             .map(|(v, i)| {
                 v.ok_or_else(|| {
-                    EngineError::Internal(format!("MMR node {i} of {bucket} is missing"))
+                    EngineError::Corrupt(format!("MMR node {i} of {bucket} is missing"))
                 })
             })
             .collect()
@@ -185,12 +193,12 @@ impl Engine {
     /// The head commit's leaf number and path in the checkpoint's MMR.
     async fn head_leaf(&self, cp: &SignedCheckpoint) -> Result<(u64, Vec<[u8; 32]>), EngineError> {
         let c = &cp.checkpoint;
-        let leaves = leaf_count(c.mmr_size).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let leaves = leaf_count(c.mmr_size).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let leaf = leaves
             .checked_sub(1)
             .ok_or_else(|| EngineError::Invalid("the bucket has no commit history yet".into()))?;
         let path = inclusion_path(c.mmr_size, leaf_index(leaf))
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::Corrupt(e.to_string()))?;
         Ok((leaf, self.mmr_values(&c.bucket, &path).await?))
     }
 
@@ -236,10 +244,10 @@ impl Engine {
         commit: Cid,
     ) -> Result<CommitProof, EngineError> {
         let c = &cp.checkpoint;
-        let leaves = leaf_count(c.mmr_size).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let leaves = leaf_count(c.mmr_size).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let first = (c.seq + 1)
             .checked_sub(leaves)
-            .ok_or_else(|| EngineError::Internal("the MMR has more leaves than commits".into()))?;
+            .ok_or_else(|| EngineError::Corrupt("the MMR has more leaves than commits".into()))?;
         if seq < first || seq > c.seq {
             return Err(EngineError::Invalid(format!(
                 "seq {seq} is outside the commits this MMR holds ({first}..={})",
@@ -248,7 +256,7 @@ impl Engine {
         }
         let leaf = seq - first;
         let path = inclusion_path(c.mmr_size, leaf_index(leaf))
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::Corrupt(e.to_string()))?;
         Ok(CommitProof {
             kind: "billet.proof.commit".into(),
             checkpoint: cp.clone(),
@@ -390,7 +398,7 @@ fn find_chunk<S: BlockStore>(
             offset += size;
         }
         let (pos, child) = next.ok_or_else(|| {
-            EngineError::Internal(format!(
+            EngineError::Corrupt(format!(
                 "UnixFS node {cid} has no child at body offset {start}"
             ))
         })?;
@@ -400,7 +408,7 @@ fn find_chunk<S: BlockStore>(
     }
     let data = store.get(&cid)?;
     if offset != start || data.len() as u64 != len {
-        return Err(EngineError::Internal(format!(
+        return Err(EngineError::Corrupt(format!(
             "the leaf {cid} at offset {offset} ({} bytes) is not the chunk at {start} ({len} bytes)",
             data.len()
         )));

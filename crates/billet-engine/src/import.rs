@@ -10,7 +10,7 @@ use billet_index::BucketState;
 
 use crate::error::{EngineError, join_error};
 use crate::verify::{VerifyReport, verify_head};
-use crate::{Engine, map_index, now_ms};
+use crate::{Engine, now_ms};
 
 /// Bytes of blocks handed to the log per write.
 const COPY_BATCH: usize = 8 << 20;
@@ -90,10 +90,7 @@ impl Engine {
             seq: report.seq,
             settings: report.settings.clone(),
         };
-        self.index()
-            .create_bucket(&state)
-            .await
-            .map_err(map_index)?;
+        self.index().create_bucket(&state).await?;
         let rows = checked.rows;
         let rebuilt = self
             .index()
@@ -108,7 +105,7 @@ impl Engine {
         if let Err(e) = rebuilt {
             // Leave no half-indexed bucket behind.
             let _ = self.index().delete_bucket(&name).await;
-            return Err(map_index(e));
+            return Err(e.into());
         }
         self.start_history(&name, head, report.seq).await?;
         self.handle(&name).forget_head();
@@ -167,7 +164,7 @@ fn copy_blocks(car: &CarFile, log: &billet_log::Log) -> Result<billet_log::Recei
         for w in workers {
             let r = w
                 .join()
-                .map_err(|_| EngineError::Internal("a copy thread panicked".into()))??;
+                .map_err(|_| EngineError::Task("a copy thread panicked".into()))??;
             receipt = receipt.merge(r);
         }
         Ok(receipt)

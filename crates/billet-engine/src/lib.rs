@@ -196,17 +196,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn map_index(e: billet_index::IndexError) -> EngineError {
-    use billet_index::IndexError as I;
-    match e {
-        I::NoSuchBucket(b) => EngineError::NoSuchBucket(b),
-        I::BucketExists(b) => EngineError::BucketExists(b),
-        I::BucketNotEmpty(b) => EngineError::BucketNotEmpty(b),
-        I::NoSuchUpload(u) => EngineError::NoSuchUpload(u),
-        other => EngineError::Index(other),
-    }
-}
-
 impl Engine {
     /// Opens the log in `config.data_dir` and works against `index`.
     pub async fn open(config: EngineConfig, index: Arc<dyn Index>) -> Result<Engine, EngineError> {
@@ -286,22 +275,14 @@ impl Engine {
             settings,
         };
         self.log().append(&[], &[empty, commit]).await?;
-        self.inner
-            .index
-            .create_bucket(&state)
-            .await
-            .map_err(map_index)?;
+        self.inner.index.create_bucket(&state).await?;
         self.start_history(name, state.head, 0).await?;
         self.handle(name).forget_head();
         Ok(state)
     }
 
     pub async fn delete_bucket(&self, name: &str) -> Result<(), EngineError> {
-        self.inner
-            .index
-            .delete_bucket(name)
-            .await
-            .map_err(map_index)?;
+        self.inner.index.delete_bucket(name).await?;
         self.handle(name).forget_head();
         // A bucket created later under this name has a history of its own.
         self.inner
@@ -446,13 +427,7 @@ impl Engine {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<ObjectVersion, EngineError> {
-        match self
-            .inner
-            .index
-            .object(bucket, key, version_id)
-            .await
-            .map_err(map_index)?
-        {
+        match self.inner.index.object(bucket, key, version_id).await? {
             Some(v) => Ok(v),
             None => Err(match version_id {
                 Some(vid) => EngineError::NoSuchVersion {
@@ -584,11 +559,7 @@ impl Engine {
         bucket: &str,
         query: &ListQuery,
     ) -> Result<ListPage, EngineError> {
-        self.inner
-            .index
-            .list_objects(bucket, query)
-            .await
-            .map_err(map_index)
+        Ok(self.inner.index.list_objects(bucket, query).await?)
     }
 
     pub async fn list_versions(
@@ -596,11 +567,7 @@ impl Engine {
         bucket: &str,
         query: &VersionQuery,
     ) -> Result<VersionPage, EngineError> {
-        self.inner
-            .index
-            .list_versions(bucket, query)
-            .await
-            .map_err(map_index)
+        Ok(self.inner.index.list_versions(bucket, query).await?)
     }
 
     /// The MST root at a bucket's head.

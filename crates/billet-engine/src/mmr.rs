@@ -20,14 +20,14 @@ impl MmrState {
     pub(crate) async fn load(inner: &Inner, bucket: &str) -> Result<MmrState, EngineError> {
         let size = inner.index.mmr_size(bucket).await?;
         let idx = billet_mmr::peaks(size)
-            .map_err(|e| EngineError::Internal(format!("bucket {bucket}'s MMR: {e}")))?;
+            .map_err(|e| EngineError::Corrupt(format!("bucket {bucket}'s MMR: {e}")))?;
         let values = inner.index.mmr_nodes(bucket, &idx).await?;
         let peaks = values
             .into_iter()
             .zip(&idx)
             .map(|(v, i)| {
                 v.ok_or_else(|| {
-                    EngineError::Internal(format!("bucket {bucket}'s MMR lacks peak node {i}"))
+                    EngineError::Corrupt(format!("bucket {bucket}'s MMR lacks peak node {i}"))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;

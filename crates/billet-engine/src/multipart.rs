@@ -22,7 +22,7 @@ use serde_bytes::ByteBuf;
 
 use crate::error::{EngineError, join_error};
 use crate::pipeline::{self, Mutation, Outcome};
-use crate::{Engine, ObjectMeta, PutOutcome, StagedBody, map_index, now_ms};
+use crate::{Engine, ObjectMeta, PutOutcome, StagedBody, now_ms};
 
 /// S3's smallest part but the last.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -125,7 +125,7 @@ pub struct CompleteOutcome {
 
 fn decode_upload(u: Upload) -> Result<UploadInfo, EngineError> {
     let rec: UploadRecord = billet_block::decode_dag_cbor(&u.meta)
-        .map_err(|e| EngineError::Internal(format!("upload {} record: {e}", u.upload_id)))?;
+        .map_err(|e| EngineError::Corrupt(format!("upload {} record: {e}", u.upload_id)))?;
     Ok(UploadInfo {
         upload_id: u.upload_id,
         key: u.key,
@@ -137,12 +137,12 @@ fn decode_upload(u: Upload) -> Result<UploadInfo, EngineError> {
 
 fn decode_part(p: Part) -> Result<PartInfo, EngineError> {
     let rec: PartRecord = billet_block::decode_dag_cbor(&p.meta)
-        .map_err(|e| EngineError::Internal(format!("part {} record: {e}", p.number)))?;
+        .map_err(|e| EngineError::Corrupt(format!("part {} record: {e}", p.number)))?;
     let md5: [u8; 16] = rec
         .md5
         .as_slice()
         .try_into()
-        .map_err(|_| EngineError::Internal(format!("part {} has a bad MD5", p.number)))?;
+        .map_err(|_| EngineError::Corrupt(format!("part {} has a bad MD5", p.number)))?;
     let checksums = rec
         .checksums
         .iter()
@@ -203,10 +203,7 @@ impl Engine {
             initiated_ms: now_ms(),
             meta: block.data().to_vec(),
         };
-        self.index()
-            .create_upload(bucket, &upload)
-            .await
-            .map_err(map_index)?;
+        self.index().create_upload(bucket, &upload).await?;
         decode_upload(upload)
     }
 
@@ -217,12 +214,7 @@ impl Engine {
         key: &str,
         upload_id: &str,
     ) -> Result<UploadInfo, EngineError> {
-        match self
-            .index()
-            .upload(bucket, upload_id)
-            .await
-            .map_err(map_index)?
-        {
+        match self.index().upload(bucket, upload_id).await? {
             Some(u) if u.key == key => decode_upload(u),
             _ => Err(EngineError::NoSuchUpload(upload_id.to_string())),
         }
@@ -272,8 +264,7 @@ impl Engine {
         };
         self.index()
             .put_part(bucket, &upload.upload_id, &part)
-            .await
-            .map_err(map_index)?;
+            .await?;
         decode_part(part)
     }
 
@@ -285,11 +276,7 @@ impl Engine {
         after: u32,
         max: usize,
     ) -> Result<(Vec<PartInfo>, PartPage), EngineError> {
-        let mut page = self
-            .index()
-            .parts(bucket, upload_id, after, max)
-            .await
-            .map_err(map_index)?;
+        let mut page = self.index().parts(bucket, upload_id, after, max).await?;
         let parts = std::mem::take(&mut page.parts)
             .into_iter()
             .map(decode_part)
@@ -321,11 +308,7 @@ impl Engine {
         bucket: &str,
         query: &UploadQuery,
     ) -> Result<(Vec<UploadInfo>, UploadPage), EngineError> {
-        let mut page = self
-            .index()
-            .list_uploads(bucket, query)
-            .await
-            .map_err(map_index)?;
+        let mut page = self.index().list_uploads(bucket, query).await?;
         let uploads = std::mem::take(&mut page.uploads)
             .into_iter()
             .map(decode_upload)
@@ -533,11 +516,7 @@ impl Engine {
         let mut n = 0;
         for b in self.list_buckets().await? {
             loop {
-                let stale = self
-                    .index()
-                    .stale_uploads(&b.name, before_ms, 100)
-                    .await
-                    .map_err(map_index)?;
+                let stale = self.index().stale_uploads(&b.name, before_ms, 100).await?;
                 if stale.is_empty() {
                     break;
                 }

@@ -1,10 +1,13 @@
-//! Engine errors as S3 errors: the only place codes are chosen.
+//! Engine errors as S3 errors: the only place codes and statuses are
+//! chosen, for the S3 API and the `/_billet/v1` endpoints alike.
 
 use billet_engine::EngineError;
-use billet_index::IndexError;
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
-pub(crate) fn to_s3(e: EngineError) -> S3Error {
+/// The S3 error (code, status, message) for an engine error. Failures that
+/// are the server's own are logged here, once, and answered with a
+/// generic message.
+pub fn to_s3(e: EngineError) -> S3Error {
     match e {
         EngineError::NoSuchBucket(b) => {
             s3_error!(NoSuchBucket, "The specified bucket does not exist: {b}")
@@ -38,9 +41,6 @@ pub(crate) fn to_s3(e: EngineError) -> S3Error {
         ),
         e @ EngineError::EntityTooSmall { .. } => s3_error!(EntityTooSmall, "{e}"),
         EngineError::MethodNotAllowed(why) => s3_error!(MethodNotAllowed, "{why}"),
-        EngineError::Index(IndexError::NoSuchBucket(b)) => {
-            s3_error!(NoSuchBucket, "The specified bucket does not exist: {b}")
-        }
         other => {
             tracing::error!(error = %other, "internal error");
             let mut err = S3Error::with_message(

@@ -27,6 +27,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 pub use access::{Access, OpSlot};
 pub use auth::IndexAuth;
 pub use authz::{Authorizer, Decision, decide};
+pub use error::to_s3;
 pub use request_body::{BodyStalled, XML_MAX_BYTES};
 pub use s3::BilletS3;
 

@@ -42,13 +42,18 @@ fn error(status: StatusCode, msg: &str) -> Response<Body> {
     reply(status, body, "application/json")
 }
 
+/// An engine error with the status S3 gives the same condition (one
+/// mapping, `billet_s3::to_s3`), and its S3 code beside the message.
 fn engine_error(e: EngineError) -> Response<Body> {
-    let status = match &e {
-        EngineError::NoSuchBucket(_) | EngineError::NoSuchKey(_) => StatusCode::NOT_FOUND,
-        EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, &e.to_string())
+    let s3 = billet_s3::to_s3(e);
+    let status = s3
+        .status_code()
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({
+        "error": s3.message().unwrap_or(""),
+        "code": s3.code().as_str(),
+    });
+    reply(status, body.to_string().into_bytes(), "application/json")
 }
 
 fn query(req: &Request<hyper::body::Incoming>) -> HashMap<String, String> {
