@@ -29,15 +29,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use billet_block::{BlockStore, Cid, validate_key};
-use billet_index::{
-    BucketEntry, BucketState, Index, ListPage, ListQuery, ObjectVersion, VersionPage, VersionQuery,
-};
+use billet_index::Index;
 use billet_log::{Log, LogConfig};
 use billet_records::{BucketSettings, ChecksumType, Commit, Manifest, Versioning};
 use billet_unixfs::ChecksumAlgorithm;
 use bytes::Bytes;
 use futures_core::Stream;
 
+/// The index types the engine's API speaks, so that its callers need not
+/// depend on the index crate.
+pub use billet_index::{
+    AccessKey, BucketEntry, BucketState, ListPage, ListQuery, ObjectSummary, ObjectVersion,
+    UploadQuery, VersionPage, VersionQuery,
+};
 pub use body::StagedBody;
 pub use error::EngineError;
 pub use export::{ExportStats, export_car};
@@ -311,6 +315,11 @@ impl Engine {
             .bucket(name)
             .await?
             .ok_or_else(|| EngineError::NoSuchBucket(name.to_string()))
+    }
+
+    /// An access key by id (enabled or not).
+    pub async fn access_key(&self, id: &str) -> Result<Option<AccessKey>, EngineError> {
+        Ok(self.inner.index.access_key(id).await?)
     }
 
     pub async fn list_buckets(&self) -> Result<Vec<BucketEntry>, EngineError> {

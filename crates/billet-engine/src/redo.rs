@@ -5,14 +5,16 @@
 //! index may lag the log but never the other way round. Two halves keep
 //! that promise:
 //!
-//! - **Checkpoints.** Every commit block written but not yet indexed is
-//!   *pending*, filed under the catalog segment that was open when it was
-//!   written (it lands there or later). [`Engine::checkpoint`] takes the
-//!   lowest such segment (or the open one), makes the index durable up to
-//!   now and records that segment: every commit in an earlier segment is
-//!   then durably indexed.
+//! - **The replay point.** Every commit block written but not yet indexed
+//!   is *pending*, filed under the catalog segment that was open when it
+//!   was written (it lands there or later).
+//!   [`Engine::advance_replay_point`] takes the lowest such segment (or the
+//!   open one), makes the index durable up to now and records that
+//!   segment as the replay point: every commit in an earlier segment is
+//!   then durably indexed. (Not to be confused with the signed checkpoints
+//!   of `history`, which are about a bucket's commits.)
 //! - **Roll-forward** at start-up: every commit in the segments from the
-//!   checkpoint on is read back; for each bucket, the chain of commits
+//!   replay point on is read back; for each bucket, the chain of commits
 //!   whose `prev` starts at the indexed head is followed to its end, and
 //!   the bucket's rows are rebuilt from the MST at that commit, with the
 //!   head, in one index transaction.
@@ -36,7 +38,7 @@ use crate::{Engine, Inner};
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     by_segment: Mutex<BTreeMap<u64, usize>>,
-    /// The last checkpoint recorded in the index.
+    /// The last replay point recorded in the index.
     recorded: Mutex<u64>,
 }
 
@@ -54,8 +56,9 @@ pub(crate) struct PendingCommit {
 
 impl PendingCommit {
     /// Call before the commit block is written: the segment is read under
-    /// the same lock a checkpoint reads it under, so a checkpoint either
-    /// sees this commit pending or was taken before it could be written.
+    /// the same lock the replay point is chosen under, so it either counts
+    /// this commit pending or was chosen before the commit could be
+    /// written.
     pub(crate) fn begin(inner: &Arc<Inner>) -> PendingCommit {
         let mut map = inner.pending.lock();
         let segment = inner.store.log().open_segment(PlaneKind::Catalog);
@@ -85,9 +88,9 @@ fn may_be_commit(data: &[u8]) -> bool {
 }
 
 impl Engine {
-    /// Advances the log checkpoint as far as it safely can (see the module
+    /// Advances the replay point as far as it safely can (see the module
     /// docs). Call it periodically and after draining on shutdown.
-    pub async fn checkpoint(&self) -> Result<(), EngineError> {
+    pub async fn advance_replay_point(&self) -> Result<(), EngineError> {
         let inner = &self.inner;
         let safe = {
             let map = inner.pending.lock();
@@ -100,7 +103,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if safe > recorded {
-            inner.index.set_log_checkpoint(safe).await?;
+            inner.index.set_replay_from(safe).await?;
             let mut r = inner
                 .pending
                 .recorded
@@ -114,7 +117,7 @@ impl Engine {
     /// Rolls every bucket forward to the last commit the log holds for it
     /// (see the module docs). Returns one line per bucket it moved.
     pub(crate) async fn roll_forward(&self) -> Result<Vec<String>, EngineError> {
-        let from = self.inner.index.log_checkpoint().await?;
+        let from = self.inner.index.replay_from().await?;
         *self
             .inner
             .pending
@@ -225,7 +228,7 @@ impl Engine {
             ));
         }
         // Everything the log holds is now indexed and, after this, durable.
-        self.checkpoint().await?;
+        self.advance_replay_point().await?;
         Ok(moved)
     }
 }

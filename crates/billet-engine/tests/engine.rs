@@ -208,7 +208,7 @@ async fn index_lag_is_rolled_forward(dir: &std::path::Path, index: impl Fn() -> 
     e.create_bucket("rf", "me").await.unwrap();
     put(&e, "rf", "a", b"a1", None).await.unwrap();
     put(&e, "rf", "b", b"b1", None).await.unwrap();
-    e.checkpoint().await.unwrap();
+    e.advance_replay_point().await.unwrap();
     let before = e.bucket("rf").await.unwrap();
     let rows_before = index_rows(&e, "rf").await;
 

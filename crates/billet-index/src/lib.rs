@@ -48,11 +48,11 @@ pub trait Index: Send + Sync + 'static {
     /// The catalog-plane segment that roll-forward scans from at start-up:
     /// every commit block in an earlier segment is durably indexed. 0 when
     /// never set.
-    async fn log_checkpoint(&self) -> Result<u64, IndexError>;
+    async fn replay_from(&self) -> Result<u64, IndexError>;
     /// Makes every transaction committed so far durable (this index does
     /// not fsync per transaction), then durably records `segment` as the
-    /// log checkpoint.
-    async fn set_log_checkpoint(&self, segment: u64) -> Result<(), IndexError>;
+    /// replay point.
+    async fn set_replay_from(&self, segment: u64) -> Result<(), IndexError>;
 
     // Buckets.
 

@@ -1049,18 +1049,14 @@ async fn case_access_keys(ix: &dyn Index) {
     assert!(ix.access_key("AK1").await.unwrap().is_none());
 }
 
-async fn case_log_checkpoint(ix: &dyn Index) {
-    assert_eq!(
-        ix.log_checkpoint().await.unwrap(),
-        0,
-        "never set reads as 0"
-    );
+async fn case_replay_from(ix: &dyn Index) {
+    assert_eq!(ix.replay_from().await.unwrap(), 0, "never set reads as 0");
     ix.create_bucket(&state("ck")).await.unwrap();
     commit(ix, "ck", vec![put("k", NULL_VERSION, "v")]).await;
-    ix.set_log_checkpoint(7).await.unwrap();
-    assert_eq!(ix.log_checkpoint().await.unwrap(), 7);
-    ix.set_log_checkpoint(9).await.unwrap();
-    assert_eq!(ix.log_checkpoint().await.unwrap(), 9);
+    ix.set_replay_from(7).await.unwrap();
+    assert_eq!(ix.replay_from().await.unwrap(), 7);
+    ix.set_replay_from(9).await.unwrap();
+    assert_eq!(ix.replay_from().await.unwrap(), 9);
     // Flushing leaves the data as it was.
     assert!(ix.object("ck", "k", None).await.unwrap().is_some());
 }
@@ -1251,7 +1247,7 @@ contract! {
     mmr_nodes_are_append_only => |ix: Arc<dyn Index>| async move { case_mmr(ix.as_ref()).await },
     access_keys => |ix: Arc<dyn Index>| async move { case_access_keys(ix.as_ref()).await },
     rebuild_replaces_rows => |ix: Arc<dyn Index>| async move { case_rebuild(ix.as_ref()).await },
-    log_checkpoint => |ix: Arc<dyn Index>| async move { case_log_checkpoint(ix.as_ref()).await },
+    replay_from => |ix: Arc<dyn Index>| async move { case_replay_from(ix.as_ref()).await },
 }
 
 #[test]

@@ -31,7 +31,7 @@ mod config;
 mod error;
 pub mod fault;
 mod fs;
-mod index;
+mod locations;
 mod log;
 mod plane;
 mod recovery;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::fs::{LogFile, LogFs, StdFs, write_durable};
-use crate::index::{BlockIndex, Location};
+use crate::locations::{BlockLocations, Location};
 use crate::plane::{NewSegment, Plane, Receipt, Sealed, Writer, create_segment, open_sync_files};
 use crate::recovery::scan;
 use crate::segment::{FileKind, PlaneKind, parse_name, segment_name, segment_start, sidecar_name};
@@ -66,7 +66,7 @@ pub struct Log {
     root: PathBuf,
     data: Arc<Plane>,
     catalog: Arc<Plane>,
-    index: Arc<BlockIndex>,
+    block_locations: Arc<BlockLocations>,
     files: Files,
     /// What opening had to repair or drop (only with `repair`).
     repairs: Vec<String>,
@@ -110,7 +110,7 @@ impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log")
             .field("root", &self.root)
-            .field("blocks", &self.index.len())
+            .field("blocks", &self.block_locations.len())
             .finish()
     }
 }
@@ -132,7 +132,7 @@ impl Log {
         } else {
             Some(take_lock(&root)?)
         };
-        let index = Arc::new(BlockIndex::default());
+        let block_locations = Arc::new(BlockLocations::default());
         let mut repairs = Vec::new();
         let mut planes = Vec::new();
         for (kind, pc) in [
@@ -151,13 +151,20 @@ impl Log {
                 fs.create_dir_all(&pdir)
                     .map_err(|e| LogError::io("creating", &pdir, e))?;
             }
-            let writer = recover_plane(fs.as_ref(), &pdir, kind, &config, &index, &mut repairs)?;
+            let writer = recover_plane(
+                fs.as_ref(),
+                &pdir,
+                kind,
+                &config,
+                &block_locations,
+                &mut repairs,
+            )?;
             planes.push(Arc::new(Plane::new(
                 kind,
                 pdir,
                 fs.clone(),
                 pc.clone(),
-                index.clone(),
+                block_locations.clone(),
                 writer,
                 config.read_only,
             )));
@@ -174,7 +181,7 @@ impl Log {
             root,
             data,
             catalog,
-            index,
+            block_locations,
             repairs,
             _lock: lock,
         })
@@ -366,11 +373,11 @@ impl Log {
 
     /// Blocks known to the log.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.block_locations.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.len() == 0
+        self.block_locations.len() == 0
     }
 
     fn read(&self, cid: &Cid, loc: Location) -> Result<Bytes, BlockError> {
@@ -384,12 +391,15 @@ impl Log {
 
 impl BlockStore for Log {
     fn get(&self, cid: &Cid) -> Result<Bytes, BlockError> {
-        let loc = self.index.get(cid).ok_or(BlockError::Missing(*cid))?;
+        let loc = self
+            .block_locations
+            .get(cid)
+            .ok_or(BlockError::Missing(*cid))?;
         self.read(cid, loc)
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, BlockError> {
-        Ok(self.index.get(cid).is_some())
+        Ok(self.block_locations.get(cid).is_some())
     }
 }
 
@@ -419,7 +429,7 @@ fn recover_plane(
     dir: &Path,
     kind: PlaneKind,
     config: &LogConfig,
-    index: &BlockIndex,
+    block_locations: &BlockLocations,
     repairs: &mut Vec<String>,
 ) -> Result<Writer, LogError> {
     let names = fs.list(dir).map_err(|e| LogError::io("listing", dir, e))?;
@@ -465,13 +475,13 @@ fn recover_plane(
             id,
             has_sidecar,
             config,
-            index,
+            block_locations,
             repairs,
         )?);
     }
     // Read-only: the last segment is read as if open, whatever its state.
     if last_has_sidecar && !config.read_only {
-        let s = recover_sealed(fs, dir, kind, last, true, config, index, repairs);
+        let s = recover_sealed(fs, dir, kind, last, true, config, block_locations, repairs);
         // A sidecar that does not match means the segment was still open.
         if let Ok(s) = s {
             sealed.push(s);
@@ -482,7 +492,16 @@ fn recover_plane(
             ));
         }
     }
-    recover_open(fs, dir, kind, last, config, index, repairs, sealed)
+    recover_open(
+        fs,
+        dir,
+        kind,
+        last,
+        config,
+        block_locations,
+        repairs,
+        sealed,
+    )
 }
 
 fn fresh_writer(id: u64, seg: NewSegment, sealed: Vec<Sealed>) -> Writer {
@@ -513,7 +532,7 @@ fn recover_sealed(
     id: u64,
     has_sidecar: bool,
     config: &LogConfig,
-    index: &BlockIndex,
+    block_locations: &BlockLocations,
     repairs: &mut Vec<String>,
 ) -> Result<Sealed, LogError> {
     let path = dir.join(segment_name(id));
@@ -553,7 +572,7 @@ fn recover_sealed(
             s.entries
         }
     };
-    index.insert_many(locations(kind, id, &entries));
+    block_locations.insert_many(locations(kind, id, &entries));
     Ok(Sealed {
         id,
         len,
@@ -583,7 +602,7 @@ fn recover_open(
     kind: PlaneKind,
     id: u64,
     config: &LogConfig,
-    index: &BlockIndex,
+    block_locations: &BlockLocations,
     repairs: &mut Vec<String>,
     sealed: Vec<Sealed>,
 ) -> Result<Writer, LogError> {
@@ -661,7 +680,7 @@ fn recover_open(
         // What was recovered may still be only in the page cache.
         file.sync_data().map_err(|e| io("syncing", e))?;
     }
-    index.insert_many(locations(kind, id, &s.entries));
+    block_locations.insert_many(locations(kind, id, &s.entries));
     let sync_files = open_sync_files(fs, &path).map_err(|e| io("opening", e))?;
     Ok(Writer {
         seg_id: id,

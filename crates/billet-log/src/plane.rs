@@ -18,7 +18,7 @@ use billet_car::{Limits, frame_prefix};
 use crate::config::PlaneConfig;
 use crate::error::LogError;
 use crate::fs::{LogFile, LogFs, write_durable};
-use crate::index::{BlockIndex, Location, key_of};
+use crate::locations::{BlockLocations, Location, key_of};
 use crate::segment::{PlaneKind, segment_name, segment_start, sidecar_name};
 use crate::sidecar::{self, Entry};
 
@@ -149,8 +149,8 @@ pub struct Plane {
     dir: PathBuf,
     fs: Arc<dyn LogFs>,
     config: PlaneConfig,
-    /// The log's block index, shared by both planes.
-    index: Arc<BlockIndex>,
+    /// Where every block of the log is, shared by both planes.
+    block_locations: Arc<BlockLocations>,
     writer: Mutex<Writer>,
     /// fsyncs hold it shared (several may be in flight); cutting a tail and
     /// sealing hold it exclusively, so neither overlaps an fsync.
@@ -185,7 +185,7 @@ impl Plane {
         dir: PathBuf,
         fs: Arc<dyn LogFs>,
         config: PlaneConfig,
-        index: Arc<BlockIndex>,
+        block_locations: Arc<BlockLocations>,
         writer: Writer,
         read_only: bool,
     ) -> Plane {
@@ -199,7 +199,7 @@ impl Plane {
             dir,
             fs,
             config,
-            index,
+            block_locations,
             writer: Mutex::new(writer),
             gate: RwLock::new(()),
             sync: Mutex::new(sync),
@@ -257,7 +257,7 @@ impl Plane {
     /// blocks already in this plane are not written again. Returns the LSN
     /// to wait for.
     pub(crate) fn write(&self, blocks: &[Block]) -> Result<u64, LogError> {
-        let index = &self.index;
+        let block_locations = &self.block_locations;
         let max = Limits::MAX_BLOCK_BYTES;
         if let Some(b) = blocks.iter().find(|b| b.len() as u64 > max) {
             return Err(LogError::BlockTooLarge {
@@ -271,7 +271,8 @@ impl Plane {
         let start = w.len;
         let mut target = 0;
         let mut pending: Vec<Entry> = Vec::new();
-        let mut seen: HashSet<crate::index::Key, foldhash::fast::RandomState> = HashSet::default();
+        let mut seen: HashSet<crate::locations::Key, foldhash::fast::RandomState> =
+            HashSet::default();
         let mut buf: Vec<u8> = Vec::new();
         let mut at = start;
         let result = (|| -> std::io::Result<()> {
@@ -280,7 +281,7 @@ impl Plane {
                 if !seen.insert(key) {
                     continue;
                 }
-                if let Some(loc) = index.get(b.cid())
+                if let Some(loc) = block_locations.get(b.cid())
                     && loc.plane == self.kind
                 {
                     if loc.segment == w.seg_id {
@@ -330,7 +331,7 @@ impl Plane {
             w.len = at;
             let seg = w.seg_id;
             let kind = self.kind;
-            index.insert_many(pending.iter().map(|e| {
+            block_locations.insert_many(pending.iter().map(|e| {
                 (
                     e.cid,
                     Location {
@@ -510,7 +511,7 @@ impl Plane {
             .collect();
         w.entries.retain(|e| e.offset < keep);
         for e in &cut {
-            self.index.remove_if(
+            self.block_locations.remove_if(
                 &e.cid,
                 Location {
                     plane: self.kind,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use billet_index::{AccessKey, Index};
+use billet_engine::{AccessKey, Engine};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
 
@@ -13,26 +13,26 @@ use s3s::{S3Result, s3_error};
 /// short, so disabling or deleting a key takes effect quickly.
 const KEY_TTL: Duration = Duration::from_secs(5);
 
-/// Looks access keys up in the index (cached briefly).
+/// Looks access keys up (cached briefly).
 #[derive(Clone)]
-pub struct IndexAuth {
-    index: Arc<dyn Index>,
+pub struct Keys {
+    engine: Engine,
     cache: Arc<Mutex<KeyCache>>,
 }
 
 /// Looked-up keys (None: known not to exist) and when they were looked up.
 type KeyCache = HashMap<String, (Option<Arc<AccessKey>>, Instant)>;
 
-impl std::fmt::Debug for IndexAuth {
+impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IndexAuth").finish_non_exhaustive()
+        f.debug_struct("Keys").finish_non_exhaustive()
     }
 }
 
-impl IndexAuth {
-    pub fn new(index: Arc<dyn Index>) -> Self {
-        IndexAuth {
-            index,
+impl Keys {
+    pub fn new(engine: Engine) -> Self {
+        Keys {
+            engine,
             cache: Arc::default(),
         }
     }
@@ -45,7 +45,7 @@ impl IndexAuth {
             return Ok(k.clone());
         }
         let k = self
-            .index
+            .engine
             .access_key(id)
             .await
             .map_err(|e| s3_error!(InternalError, "access key lookup failed: {e}"))?
@@ -61,7 +61,7 @@ impl IndexAuth {
 }
 
 #[async_trait::async_trait]
-impl S3Auth for IndexAuth {
+impl S3Auth for Keys {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.key(access_key).await? {
             Some(k) => Ok(SecretKey::from(k.secret.clone())),

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use billet_engine::AccessKey;
 use billet_engine::{Engine, EngineError};
-use billet_index::AccessKey;
 use s3s::{S3Result, s3_error};
 
-use crate::auth::IndexAuth;
+use crate::auth::Keys;
 
 /// How long a bucket's looked-up owner is trusted. Deleting or creating a
 /// bucket through this node forgets it at once; the TTL bounds how long
@@ -50,7 +50,7 @@ pub fn decide(principal_owner: &str, bucket_owner: Option<&str>) -> Decision {
 #[derive(Clone)]
 pub struct Authorizer {
     engine: Engine,
-    keys: IndexAuth,
+    keys: Keys,
     owners: Arc<Mutex<OwnerCache>>,
 }
 
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Authorizer {
 
 impl Authorizer {
     pub fn new(engine: Engine) -> Self {
-        let keys = IndexAuth::new(engine.index().clone());
+        let keys = Keys::new(engine.clone());
         Authorizer {
             engine,
             keys,
@@ -70,7 +70,7 @@ impl Authorizer {
         }
     }
 
-    pub fn keys(&self) -> &IndexAuth {
+    pub fn keys(&self) -> &Keys {
         &self.keys
     }
 

@@ -6,10 +6,15 @@
 mod access;
 mod auth;
 mod authz;
+mod body;
+mod checksums;
+mod copy;
+mod delete;
 mod error;
+mod get;
 mod listing;
 mod multipart;
-mod objects;
+mod put;
 mod request_body;
 mod s3;
 mod sigv4;
@@ -25,7 +30,7 @@ use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 pub use access::{Access, OpSlot};
-pub use auth::IndexAuth;
+pub use auth::Keys;
 pub use authz::{Authorizer, Decision, decide};
 pub use error::to_s3;
 pub use request_body::{BodyStalled, XML_MAX_BYTES};

@@ -1,7 +1,7 @@
 //! ListObjects (v1), ListObjectsV2 and ListObjectVersions.
 
 use billet_engine::Engine;
-use billet_index::{ListQuery, ObjectSummary, VersionQuery};
+use billet_engine::{ListQuery, ObjectSummary, VersionQuery};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 

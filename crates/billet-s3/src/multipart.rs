@@ -4,17 +4,18 @@
 
 use std::collections::BTreeMap;
 
+use billet_engine::UploadQuery;
 use billet_engine::{CompletedPart, Engine, UploadChecksum};
-use billet_index::UploadQuery;
 use billet_records::MAX_PARTS;
 use billet_unixfs::ChecksumAlgorithm;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use crate::body::{BodyClaims, receive_body};
+use crate::checksums::Checksums;
+use crate::copy::{check_copy_source, copy_source};
 use crate::error::to_s3;
-use crate::objects::{
-    BodyClaims, Checksums, SystemHeaders, check_copy_source, condition, copy_source, receive_body,
-};
+use crate::put::{SystemHeaders, condition};
 use crate::util::{algorithm, etag, page_size, parse_tagging_header, timestamp, url_encode};
 
 fn part_number(n: i32) -> S3Result<u32> {

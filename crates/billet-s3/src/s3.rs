@@ -8,7 +8,7 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use crate::authz::Authorizer;
 use crate::error::to_s3;
 use crate::util::timestamp;
-use crate::{listing, multipart, objects, tagging};
+use crate::{copy, delete, get, listing, multipart, put, tagging};
 
 /// billet's S3 front end.
 #[derive(Debug, Clone)]
@@ -197,42 +197,42 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        objects::put_object(&self.engine, req, self.max_put_bytes).await
+        put::put_object(&self.engine, req, self.max_put_bytes).await
     }
 
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        objects::get_object(&self.engine, req).await
+        get::get_object(&self.engine, req).await
     }
 
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        objects::head_object(&self.engine, req).await
+        get::head_object(&self.engine, req).await
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        objects::delete_object(&self.engine, req).await
+        delete::delete_object(&self.engine, req).await
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        objects::delete_objects(&self.engine, req).await
+        delete::delete_objects(&self.engine, req).await
     }
 
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        objects::copy_object(&self.engine, req).await
+        copy::copy_object(&self.engine, req).await
     }
 
     async fn list_objects(

@@ -2,18 +2,21 @@
 
 mod auth_limit;
 mod config;
-mod exit;
+mod export;
 mod history_api;
 mod identity;
+mod import;
 mod inspect;
 mod keys;
 mod listener;
 mod malloc;
 mod metrics;
+mod offline;
 mod prove;
 mod request_body;
 mod router;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -213,22 +216,11 @@ fn keys_command(overrides: &config::Overrides, cmd: KeysCommand) -> anyhow::Resu
     })
 }
 
-/// An engine over the data directory for offline tools: the log opened
-/// read-only, so a running server is not disturbed.
-async fn tool_engine(config: &config::Config) -> anyhow::Result<billet_engine::Engine> {
-    let index = keys::open_index(config).await?;
-    let mut ec = billet_engine::EngineConfig::new(&config.data_dir);
-    ec.log = config.log.clone();
-    ec.log.read_only = true;
-    ec.roll_forward = false;
-    ec.log.verify_sealed_on_open = false;
-    Ok(billet_engine::Engine::open(ec, index).await?)
-}
-
 fn fsck(overrides: &config::Overrides, bucket: &str, repair: bool) -> anyhow::Result<()> {
     let config = config::Config::load(overrides)?;
     runtime()?.block_on(async {
-        let engine = tool_engine(&config).await?;
+        let index = keys::open_index(&config).await?;
+        let engine = offline::reader(&config, index).await?;
         let r = engine.fsck(bucket, repair).await?;
         for p in &r.problems {
             println!("problem: {p}");
@@ -272,15 +264,15 @@ fn main() -> ExitCode {
             output,
             history,
         } => config::Config::load(&cli.overrides)
-            .and_then(|c| exit::export(&c, &bucket, output.as_deref(), history)),
+            .and_then(|c| export::export(&c, &bucket, output.as_deref(), history)),
         Command::Import {
             file,
             bucket,
             owner,
         } => config::Config::load(&cli.overrides)
-            .and_then(|c| exit::import(&c, &file, bucket.as_deref(), &owner)),
+            .and_then(|c| import::import(&c, &file, bucket.as_deref(), &owner)),
         Command::Verify { target } => {
-            config::Config::load(&cli.overrides).and_then(|c| exit::verify(&c, &target))
+            config::Config::load(&cli.overrides).and_then(|c| verify::verify(&c, &target))
         }
         Command::Prove { what, output, json } => {
             config::Config::load(&cli.overrides).and_then(|c| prove::prove(&c, what, output, json))

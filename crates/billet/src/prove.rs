@@ -76,7 +76,7 @@ pub fn prove(
     let identity = crate::identity::load_or_create(&config.data_dir)?;
     crate::runtime()?.block_on(async {
         let index = crate::keys::open_index(config).await?;
-        let engine = crate::exit::reader(config, index).await?;
+        let engine = crate::offline::reader(config, index).await?;
         let bucket = match &cmd {
             ProveCommand::Checkpoint { bucket }
             | ProveCommand::Object { bucket, .. }

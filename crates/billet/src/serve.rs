@@ -86,7 +86,7 @@ pub async fn run(config: Config) -> Result<()> {
     println!("node identity {}", identity::did_key(&identity));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening");
 
-    // Seal idle segments so they can ship, and advance the log checkpoint
+    // Seal idle segments so they can ship, and advance the replay point
     // so a restart after a power loss rolls forward only the last second.
     // Abandoned multipart uploads are aborted once they pass the expiry,
     // checked a few times per expiry period (at most once a minute).
@@ -126,8 +126,8 @@ pub async fn run(config: Config) -> Result<()> {
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || log.seal_due()).await {
                     tracing::warn!(error = %e, "sealing segments failed");
                 }
-                if let Err(e) = engine.checkpoint().await {
-                    tracing::warn!(error = %e, "advancing the log checkpoint failed");
+                if let Err(e) = engine.advance_replay_point().await {
+                    tracing::warn!(error = %e, "advancing the replay point failed");
                 }
             }
         })
@@ -147,8 +147,8 @@ pub async fn run(config: Config) -> Result<()> {
     let log = engine.log().clone();
     let _ = tokio::task::spawn_blocking(move || log.seal_all()).await;
     // Everything is indexed: the next start has nothing to roll forward.
-    if let Err(e) = engine.checkpoint().await {
-        tracing::warn!(error = %e, "recording the log checkpoint failed");
+    if let Err(e) = engine.advance_replay_point().await {
+        tracing::warn!(error = %e, "recording the replay point failed");
     }
     tracing::info!("stopped");
     Ok(())

@@ -135,12 +135,12 @@ impl rules::RunTx for PgIndex {
 
 #[async_trait]
 impl Index for PgIndex {
-    async fn log_checkpoint(&self) -> Result<u64, IndexError> {
-        registry::log_checkpoint(&self.client().await?).await
+    async fn replay_from(&self) -> Result<u64, IndexError> {
+        registry::replay_from(&self.client().await?).await
     }
 
-    async fn set_log_checkpoint(&self, segment: u64) -> Result<(), IndexError> {
-        registry::set_log_checkpoint(&mut self.client().await?, segment).await
+    async fn set_replay_from(&self, segment: u64) -> Result<(), IndexError> {
+        registry::set_replay_from(&mut self.client().await?, segment).await
     }
 
     async fn create_bucket(&self, b: &BucketState) -> Result<(), IndexError> {

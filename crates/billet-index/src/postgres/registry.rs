@@ -1,5 +1,5 @@
-//! Node-wide rows: buckets and their heads, access keys, the log
-//! checkpoint.
+//! Node-wide rows: buckets and their heads, access keys, the replay
+//! point (the column keeps its first name, `log_checkpoint`).
 
 use deadpool_postgres::{GenericClient, Object};
 
@@ -8,7 +8,7 @@ use crate::error::IndexError;
 use crate::rows::{cid_from, settings_bytes, settings_from};
 use crate::types::{AccessKey, BucketEntry, BucketState};
 
-pub(super) async fn log_checkpoint(c: &impl GenericClient) -> Result<u64, IndexError> {
+pub(super) async fn replay_from(c: &impl GenericClient) -> Result<u64, IndexError> {
     let row = c
         .query_opt("SELECT log_checkpoint FROM node WHERE id = 0", &[])
         .await?;
@@ -18,7 +18,7 @@ pub(super) async fn log_checkpoint(c: &impl GenericClient) -> Result<u64, IndexE
 /// One transaction committed with `synchronous_commit = on`: PostgreSQL
 /// flushes its WAL up to this commit, which covers every commit before it,
 /// made with `synchronous_commit = off` or not.
-pub(super) async fn set_log_checkpoint(c: &mut Object, segment: u64) -> Result<(), IndexError> {
+pub(super) async fn set_replay_from(c: &mut Object, segment: u64) -> Result<(), IndexError> {
     let tx = c.transaction().await?;
     tx.batch_execute("SET LOCAL synchronous_commit = on")
         .await?;

@@ -119,8 +119,8 @@ impl SqliteIndex {
         std::fs::create_dir_all(&buckets_dir).map_err(|e| io("creating", &buckets_dir, e))?;
         let conn = Connection::open(config.dir.join("registry.db"))?;
         schema::configure(&conn)?;
-        // The registry is written rarely (buckets, keys, segments, the log
-        // checkpoint) and is not rebuilt from the log: every write is
+        // The registry is written rarely (buckets, keys, the
+        // replay point) and is not rebuilt from the log: every write is
         // durable before it returns.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(schema::REGISTRY)?;
@@ -214,7 +214,7 @@ impl rules::RunTx for SqliteIndex {
 
 #[async_trait]
 impl Index for SqliteIndex {
-    async fn log_checkpoint(&self) -> Result<u64, IndexError> {
+    async fn replay_from(&self) -> Result<u64, IndexError> {
         let inner = self.inner.clone();
         blocking(move || {
             let reg = inner.registry();
@@ -230,8 +230,8 @@ impl Index for SqliteIndex {
 
     /// Flushes every open bucket file that was used since its last flush
     /// (evicted ones were flushed as they closed), then writes the
-    /// checkpoint to the registry, whose writes are always durable.
-    async fn set_log_checkpoint(&self, segment: u64) -> Result<(), IndexError> {
+    /// replay point to the registry, whose writes are always durable.
+    async fn set_replay_from(&self, segment: u64) -> Result<(), IndexError> {
         let inner = self.inner.clone();
         blocking(move || {
             for db in inner.pool.all() {

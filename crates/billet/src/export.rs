@@ -1,29 +1,16 @@
-//! `billet export`, `import` and `verify`: a bucket leaves as one CAR file,
-//! is checked without trusting the node, and comes back bit for bit.
+//! `billet export`: a bucket leaves as one CAR file, streamed, from one
+//! consistent head, safe beside a running server.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use billet_car::CarFile;
-use billet_engine::{Engine, EngineConfig, ExportStats, VerifyReport};
+use billet_engine::ExportStats;
 use billet_index::{Index, VersionQuery};
 
 use crate::config::Config;
-use crate::keys;
-
-/// An engine over the log opened read-only, for a consistent head read
-/// while a server may be writing.
-pub(crate) async fn reader(config: &Config, index: Arc<dyn Index>) -> Result<Engine> {
-    let mut ec = EngineConfig::new(&config.data_dir);
-    ec.log = config.log.clone();
-    ec.log.read_only = true;
-    ec.log.verify_sealed_on_open = false;
-    ec.roll_forward = false;
-    Ok(Engine::open(ec, index).await?)
-}
+use crate::{keys, offline};
 
 /// Sum of the bucket's version sizes: the progress bar's estimate of the
 /// body bytes to come (shared bodies make it an upper bound).
@@ -103,7 +90,7 @@ pub fn export(config: &Config, bucket: &str, output: Option<&Path>, history: boo
             .with_context(|| format!("bucket {bucket:?} does not exist"))?;
         let show = std::io::stderr().is_terminal();
         let total = if show { estimate(index.as_ref(), bucket).await? } else { 0 };
-        let engine = reader(config, index).await?;
+        let engine = offline::reader(config, index).await?;
         let store = engine.store().clone();
         let head = state.head;
         let output = output.map(Path::to_path_buf);
@@ -170,85 +157,4 @@ fn write_file<T>(path: &Path, f: impl FnOnce(std::fs::File) -> Result<T>) -> Res
             Err(e)
         }
     }
-}
-
-fn print_report(r: &VerifyReport) {
-    for p in &r.problems {
-        println!("problem: {p}");
-    }
-    println!(
-        "bucket {} head {} (seq {}): {} objects, {} versions, {} body bytes, {} blocks, {} problems",
-        r.bucket,
-        r.head,
-        r.seq,
-        r.keys,
-        r.versions,
-        r.bytes,
-        r.blocks,
-        r.problems.len()
-    );
-}
-
-fn open_car(path: &Path) -> Result<Arc<CarFile>> {
-    Ok(Arc::new(
-        CarFile::open(path).with_context(|| format!("reading {}", path.display()))?,
-    ))
-}
-
-/// `billet verify BUCKET | FILE`: a path that exists is a CAR file.
-pub fn verify(config: &Config, target: &str) -> Result<()> {
-    let report = if Path::new(target).is_file() {
-        let car = open_car(Path::new(target))?;
-        let head = match car.roots() {
-            [one] => *one,
-            roots => bail!(
-                "{target}: the CAR has {} roots; a bucket export has exactly one, its head commit",
-                roots.len()
-            ),
-        };
-        billet_engine::verify_head(car.as_ref(), &head)?.report
-    } else {
-        crate::runtime()?.block_on(async {
-            let index = keys::open_index(config).await?;
-            let state = index
-                .bucket(target)
-                .await?
-                .with_context(|| format!("no file and no bucket named {target:?}"))?;
-            let engine = reader(config, index).await?;
-            let store = engine.store().clone();
-            let head = state.head;
-            let verified = tokio::task::spawn_blocking(move || {
-                billet_engine::verify_head(store.as_ref(), &head)
-            })
-            .await??;
-            Ok::<_, anyhow::Error>(verified.report)
-        })?
-    };
-    print_report(&report);
-    if !report.problems.is_empty() {
-        bail!("{} problems found", report.problems.len());
-    }
-    Ok(())
-}
-
-/// `billet import FILE`: the server must be stopped (the log has one
-/// writer; a running server holds its lock).
-pub fn import(config: &Config, file: &Path, bucket: Option<&str>, owner: &str) -> Result<()> {
-    let car = open_car(file)?;
-    crate::runtime()?.block_on(async {
-        let index = keys::open_index(config).await?;
-        let mut ec = EngineConfig::new(&config.data_dir);
-        ec.log = config.log.clone();
-        let engine = Engine::open(ec, index)
-            .await
-            .context("opening the data directory for writing")?;
-        let report = engine
-            .import_car(car, bucket, owner)
-            .await
-            .with_context(|| format!("importing {}", file.display()))?;
-        engine.checkpoint().await?;
-        print_report(&report);
-        println!("imported as bucket {}", bucket.unwrap_or(&report.bucket));
-        Ok(())
-    })
 }

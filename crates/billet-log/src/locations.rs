@@ -113,11 +113,11 @@ impl Maps {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct BlockIndex {
+pub(crate) struct BlockLocations {
     maps: RwLock<Maps>,
 }
 
-impl BlockIndex {
+impl BlockLocations {
     pub fn get(&self, cid: &Cid) -> Option<Location> {
         let key = key_of(cid)?;
         self.read().get(&key)
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn narrow_and_wide_locations_round_trip() {
-        let ix = BlockIndex::default();
+        let ix = BlockLocations::default();
         let cases = [
             (PlaneKind::Data, 0, 0, 0),
             (PlaneKind::Catalog, 7, 123, 4096),
