@@ -34,8 +34,10 @@ mod fs;
 mod locations;
 mod log;
 mod plane;
+mod receipt;
 mod recovery;
 mod segment;
+mod segment_file;
 mod sidecar;
 #[doc(hidden)]
 pub mod testkit;
@@ -44,5 +46,6 @@ pub use config::{LogConfig, PlaneConfig};
 pub use error::LogError;
 pub use fs::{LogFile, LogFs, StdFs, write_durable};
 pub use log::{Log, SegmentInfo, SegmentState};
-pub use plane::{Plane, Receipt};
+pub use plane::Plane;
+pub use receipt::Receipt;
 pub use segment::PlaneKind;

@@ -19,38 +19,9 @@ use crate::config::PlaneConfig;
 use crate::error::LogError;
 use crate::fs::{LogFile, LogFs, write_durable};
 use crate::locations::{BlockLocations, Location, key_of};
-use crate::segment::{PlaneKind, segment_name, segment_start, sidecar_name};
+use crate::segment::{PlaneKind, segment_name, sidecar_name};
+use crate::segment_file::{NewSegment, create_segment, open_sync_files};
 use crate::sidecar::{self, Entry};
-
-/// What a caller must wait for before its blocks are durable: the LSN each
-/// plane has to reach (0: nothing on that plane).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Receipt {
-    pub data: u64,
-    pub catalog: u64,
-}
-
-impl Receipt {
-    pub fn merge(self, other: Receipt) -> Receipt {
-        Receipt {
-            data: self.data.max(other.data),
-            catalog: self.catalog.max(other.catalog),
-        }
-    }
-
-    pub(crate) fn for_plane(plane: PlaneKind, lsn: u64) -> Receipt {
-        match plane {
-            PlaneKind::Data => Receipt {
-                data: lsn,
-                catalog: 0,
-            },
-            PlaneKind::Catalog => Receipt {
-                data: 0,
-                catalog: lsn,
-            },
-        }
-    }
-}
 
 /// A sealed segment, as listed for the cold tier.
 #[derive(Debug, Clone)]
@@ -173,7 +144,7 @@ const BIG_BLOCK: usize = 64 << 10;
 /// device work on several flushes together, and each still covers every
 /// write made before it started. Measured with 64 writers of 4 KiB: 1 or 2
 /// slots ~65k blocks/s, 4 slots ~47k (groups get too small).
-const SYNC_SLOTS: usize = 2;
+pub(crate) const SYNC_SLOTS: usize = 2;
 
 /// Longest an fsync waits for the writers the previous one released.
 /// Measured with 64 writers: no wait ~43k blocks/s, 300 µs ~65k, 1 ms ~58k.
@@ -612,45 +583,4 @@ impl Plane {
         send_all(replies);
         sidecar_result
     }
-}
-
-/// Handles used only for fsync, one per slot.
-pub(crate) fn open_sync_files(
-    fs: &dyn LogFs,
-    path: &Path,
-) -> std::io::Result<Vec<Arc<dyn LogFile>>> {
-    (0..SYNC_SLOTS).map(|_| fs.open(path, false)).collect()
-}
-
-/// A segment just created: its append handle, its sync handles, and the
-/// length of its header and descriptor.
-pub(crate) struct NewSegment {
-    pub file: Arc<dyn LogFile>,
-    pub sync_files: Vec<Arc<dyn LogFile>>,
-    pub start_len: u64,
-}
-
-/// Creates segment `id` durably: header and descriptor written and synced,
-/// directory entry synced.
-pub(crate) fn create_segment(
-    fs: &dyn LogFs,
-    dir: &Path,
-    kind: PlaneKind,
-    id: u64,
-) -> Result<NewSegment, LogError> {
-    let path = dir.join(segment_name(id));
-    let (start, _) = segment_start(kind, id);
-    let file = fs
-        .create(&path)
-        .map_err(|e| LogError::io("creating", &path, e))?;
-    file.write_all_at(&start, 0)
-        .and_then(|()| file.sync_data())
-        .and_then(|()| fs.sync_dir(dir))
-        .map_err(|e| LogError::io("initialising", &path, e))?;
-    let sync_files = open_sync_files(fs, &path).map_err(|e| LogError::io("opening", &path, e))?;
-    Ok(NewSegment {
-        file,
-        sync_files,
-        start_len: start.len() as u64,
-    })
 }

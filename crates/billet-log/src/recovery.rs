@@ -1,12 +1,25 @@
-//! Reading a segment back when the log opens.
+//! Opening the log: each plane's state rebuilt from its directory
+//! (sealed segments from their sidecars, rebuilt when missing or short; the
+//! open segment scanned and a torn tail cut), and segments read back.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read};
+use std::path::Path;
+use std::time::{Instant, SystemTime};
 
+use billet_block::Cid;
 use billet_car::{CarError, CarReader};
 
-use crate::fs::LogFile;
-use crate::segment::{PlaneKind, descriptor};
-use crate::sidecar::Entry;
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::fs::{LogFile, LogFs, write_durable};
+use crate::locations::{BlockLocations, Location};
+use crate::plane::{Sealed, Writer};
+use crate::segment::{
+    FileKind, PlaneKind, descriptor, parse_name, segment_name, segment_start, sidecar_name,
+};
+use crate::segment_file::{NewSegment, create_segment, open_sync_files};
+use crate::sidecar::{self, Entry};
 
 /// A positional reader over a [`LogFile`], for streaming a segment.
 struct FileReader<'a> {
@@ -128,4 +141,297 @@ pub(crate) fn blocks(
         }
     }
     Ok(())
+}
+
+fn locations(
+    kind: PlaneKind,
+    seg: u64,
+    entries: &[Entry],
+) -> impl Iterator<Item = (Cid, Location)> + '_ {
+    entries.iter().map(move |e| {
+        (
+            e.cid,
+            Location {
+                plane: kind,
+                segment: seg,
+                offset: e.offset,
+                len: e.len,
+            },
+        )
+    })
+}
+
+/// Rebuilds one plane's state from its directory: sealed segments from their
+/// sidecars (rebuilt when missing or short), the open segment by scanning it
+/// and cutting a torn tail.
+pub(crate) fn recover_plane(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    config: &LogConfig,
+    block_locations: &BlockLocations,
+    repairs: &mut Vec<String>,
+) -> Result<Writer, LogError> {
+    let names = fs.list(dir).map_err(|e| LogError::io("listing", dir, e))?;
+    let mut segments: BTreeMap<u64, bool> = BTreeMap::new();
+    for name in &names {
+        if name.ends_with(".tmp") {
+            // An interrupted durable write never became the file it named.
+            if !config.read_only {
+                let _ = fs.remove(&dir.join(name));
+            }
+            continue;
+        }
+        match parse_name(name) {
+            Some((id, FileKind::Segment)) => {
+                segments.entry(id).or_insert(false);
+            }
+            Some((id, FileKind::Sidecar)) => {
+                *segments.entry(id).or_insert(false) |= true;
+            }
+            None => {}
+        }
+    }
+    // A sidecar without its segment is stale; only segments count.
+    let ids: Vec<(u64, bool)> = segments
+        .into_iter()
+        .filter(|(id, _)| names.contains(&segment_name(*id)))
+        .collect();
+    let mut sealed = Vec::new();
+    let Some(&(last, last_has_sidecar)) = ids.last() else {
+        if config.read_only {
+            return Err(LogError::Layout {
+                path: dir.to_path_buf(),
+                reason: "no segments".into(),
+            });
+        }
+        return Ok(fresh_writer(0, create_segment(fs, dir, kind, 0)?, sealed));
+    };
+    for &(id, has_sidecar) in &ids[..ids.len() - 1] {
+        sealed.push(recover_sealed(
+            fs,
+            dir,
+            kind,
+            id,
+            has_sidecar,
+            config,
+            block_locations,
+            repairs,
+        )?);
+    }
+    // Read-only: the last segment is read as if open, whatever its state.
+    if last_has_sidecar && !config.read_only {
+        let s = recover_sealed(fs, dir, kind, last, true, config, block_locations, repairs);
+        // A sidecar that does not match means the segment was still open.
+        if let Ok(s) = s {
+            sealed.push(s);
+            return Ok(fresh_writer(
+                last + 1,
+                create_segment(fs, dir, kind, last + 1)?,
+                sealed,
+            ));
+        }
+    }
+    recover_open(
+        fs,
+        dir,
+        kind,
+        last,
+        config,
+        block_locations,
+        repairs,
+        sealed,
+    )
+}
+
+fn fresh_writer(id: u64, seg: NewSegment, sealed: Vec<Sealed>) -> Writer {
+    let NewSegment {
+        file,
+        sync_files,
+        start_len,
+    } = seg;
+    Writer {
+        seg_id: id,
+        file,
+        sync_files,
+        len: start_len,
+        start_len,
+        base_lsn: 0,
+        entries: Vec::new(),
+        first_write: None,
+        created: SystemTime::now(),
+        sealed,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn recover_sealed(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    id: u64,
+    has_sidecar: bool,
+    config: &LogConfig,
+    block_locations: &BlockLocations,
+    repairs: &mut Vec<String>,
+) -> Result<Sealed, LogError> {
+    let path = dir.join(segment_name(id));
+    let file = fs
+        .open(&path, false)
+        .map_err(|e| LogError::io("opening", &path, e))?;
+    let len = file.size().map_err(|e| LogError::io("reading", &path, e))?;
+    let from_sidecar = if has_sidecar {
+        read_sidecar(fs, dir, kind, id, len)
+    } else {
+        None
+    };
+    let entries = match (from_sidecar, config.verify_sealed_on_open) {
+        (Some(entries), false) => entries,
+        (sidecar, _) => {
+            let s = scan(file.as_ref(), len, kind, id)
+                .map_err(|e| LogError::io("reading", &path, e))?;
+            if let Some((offset, reason)) = &s.problem {
+                if !config.repair {
+                    return Err(LogError::DamagedSegment {
+                        path,
+                        offset: *offset,
+                        reason: reason.clone(),
+                    });
+                }
+                repairs.push(format!(
+                    "{}: damaged at byte {offset} ({reason}); kept the {} blocks that verify",
+                    path.display(),
+                    s.entries.len()
+                ));
+            }
+            if sidecar.as_ref() != Some(&s.entries) && !config.read_only {
+                let bytes = sidecar::encode(kind, id, len, &s.entries);
+                write_durable(fs, dir, &sidecar_name(id), &bytes)
+                    .map_err(|e| LogError::io("rebuilding sidecar for", &path, e))?;
+            }
+            s.entries
+        }
+    };
+    block_locations.insert_many(locations(kind, id, &entries));
+    Ok(Sealed {
+        id,
+        len,
+        blocks: entries.len() as u64,
+        path,
+    })
+}
+
+fn read_sidecar(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    id: u64,
+    segment_len: u64,
+) -> Option<Vec<Entry>> {
+    let f = fs.open(&dir.join(sidecar_name(id)), false).ok()?;
+    let len = f.size().ok()?;
+    let mut buf = vec![0u8; usize::try_from(len).ok()?];
+    f.read_exact_at(&mut buf, 0).ok()?;
+    sidecar::decode(&buf, kind, id, segment_len).ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn recover_open(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    id: u64,
+    config: &LogConfig,
+    block_locations: &BlockLocations,
+    repairs: &mut Vec<String>,
+    sealed: Vec<Sealed>,
+) -> Result<Writer, LogError> {
+    let path = dir.join(segment_name(id));
+    let io = |op, e| LogError::io(op, &path, e);
+    let file = fs
+        .open(&path, !config.read_only)
+        .map_err(|e| io("opening", e))?;
+    let len = file.size().map_err(|e| io("reading", e))?;
+    let (start, _) = segment_start(kind, id);
+    let start_len = start.len() as u64;
+    let s = scan(file.as_ref(), len, kind, id).map_err(|e| io("reading", e))?;
+    if s.bad_start && config.read_only {
+        // Nothing readable in it, and nothing may be changed.
+        let seg = NewSegment {
+            file,
+            sync_files: Vec::new(),
+            start_len,
+        };
+        return Ok(fresh_writer(id, seg, sealed));
+    }
+    if s.bad_start {
+        if len <= start_len || config.repair {
+            // Torn while being created (nothing was ever acknowledged in
+            // it), or given up on under repair: start it afresh.
+            if len > start_len {
+                repairs.push(format!(
+                    "{}: unreadable start; its blocks were dropped",
+                    path.display()
+                ));
+            }
+            file.set_len(0)
+                .and_then(|()| file.write_all_at(&start, 0))
+                .and_then(|()| file.sync_data())
+                .map_err(|e| io("rewriting", e))?;
+            let sync_files = open_sync_files(fs, &path).map_err(|e| io("opening", e))?;
+            let seg = NewSegment {
+                file,
+                sync_files,
+                start_len,
+            };
+            return Ok(fresh_writer(id, seg, sealed));
+        }
+        let (offset, reason) = s.problem.unwrap_or((0, "unreadable start".into()));
+        return Err(LogError::DamagedSegment {
+            path,
+            offset,
+            reason,
+        });
+    }
+    let keep = if s.damage_before_good {
+        let (offset, reason) = s.problem.clone().unwrap_or_default();
+        if !config.repair && !config.read_only {
+            return Err(LogError::DamagedSegment {
+                path,
+                offset,
+                reason,
+            });
+        }
+        repairs.push(format!(
+            "{}: a block at byte {offset} is damaged ({reason}); dropped it, kept the rest",
+            path.display()
+        ));
+        len
+    } else {
+        // Anything after the last good frame is a torn tail: bytes that
+        // were never synced, hence never acknowledged.
+        s.good_len
+    };
+    if !config.read_only {
+        if keep < len {
+            file.set_len(keep)
+                .map_err(|e| io("cutting the torn tail of", e))?;
+        }
+        // What was recovered may still be only in the page cache.
+        file.sync_data().map_err(|e| io("syncing", e))?;
+    }
+    block_locations.insert_many(locations(kind, id, &s.entries));
+    let sync_files = open_sync_files(fs, &path).map_err(|e| io("opening", e))?;
+    Ok(Writer {
+        seg_id: id,
+        file,
+        sync_files,
+        len: keep,
+        start_len,
+        base_lsn: 0,
+        first_write: (!s.entries.is_empty()).then(Instant::now),
+        entries: s.entries,
+        created: SystemTime::now(),
+        sealed,
+    })
 }
