@@ -1,24 +1,28 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use billet_block::{Block, BlockError, BlockStore, Cid, Codec};
 use bytes::Bytes;
 
 use crate::config::LogConfig;
 use crate::error::LogError;
-use crate::fs::{LogFile, LogFs, StdFs};
+use crate::fs::{LogFile, LogFs, StdFs, write_durable};
 use crate::locations::{BlockLocations, Location};
 use crate::plane::Plane;
 use crate::receipt::Receipt;
 use crate::recovery::recover_plane;
-use crate::segment::{PlaneKind, segment_name};
+use crate::residency::{ColdStore, Residency};
+use crate::segment::{PlaneKind, remote_name, segment_name, sidecar_name};
 
-/// Whether a segment still takes appends.
+/// Whether a segment still takes appends, and where its bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentState {
     Open,
+    /// Sealed, its file on local disk.
     Sealed,
+    /// Sealed, its file removed: its bytes are only on the remote.
+    Evicted,
 }
 
 /// One segment, as listed for the cold tier and for operators.
@@ -30,6 +34,11 @@ pub struct SegmentInfo {
     pub bytes: u64,
     pub blocks: u64,
     pub path: PathBuf,
+    /// The cold tier left a note of a remote copy ([`Log::note_remote`]).
+    pub noted: bool,
+    /// Seconds since the Unix epoch of the last block read from it since
+    /// the log opened; 0 if none.
+    pub last_read_s: u64,
 }
 
 /// Read handles to segment files, at most `cap` kept open.
@@ -58,6 +67,13 @@ impl Files {
         open.insert((plane, seg), f.clone());
         Ok(f)
     }
+
+    fn forget(&self, plane: PlaneKind, seg: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(plane, seg));
+    }
 }
 
 /// The two-plane journal. See the crate documentation.
@@ -66,6 +82,9 @@ pub struct Log {
     data: Arc<Plane>,
     catalog: Arc<Plane>,
     block_locations: Arc<BlockLocations>,
+    residency: Arc<Residency>,
+    /// Where reads of evicted segments go (the cold tier attaches it).
+    cold: OnceLock<Arc<dyn ColdStore>>,
     files: Files,
     /// What opening had to repair or drop (only with `repair`).
     repairs: Vec<String>,
@@ -132,6 +151,7 @@ impl Log {
             Some(take_lock(&root)?)
         };
         let block_locations = Arc::new(BlockLocations::default());
+        let residency = Arc::new(Residency::default());
         let mut repairs = Vec::new();
         let mut planes = Vec::new();
         for (kind, pc) in [
@@ -150,7 +170,7 @@ impl Log {
                 fs.create_dir_all(&pdir)
                     .map_err(|e| LogError::io("creating", &pdir, e))?;
             }
-            let writer = recover_plane(
+            let (writer, noted) = recover_plane(
                 fs.as_ref(),
                 &pdir,
                 kind,
@@ -158,12 +178,16 @@ impl Log {
                 &block_locations,
                 &mut repairs,
             )?;
+            for s in &writer.sealed {
+                residency.insert(kind, s.id, s.evicted, noted.contains(&s.id));
+            }
             planes.push(Arc::new(Plane::new(
                 kind,
                 pdir,
                 fs.clone(),
                 pc.clone(),
                 block_locations.clone(),
+                residency.clone(),
                 writer,
                 config.read_only,
             )));
@@ -181,9 +205,17 @@ impl Log {
             data,
             catalog,
             block_locations,
+            residency,
+            cold: OnceLock::new(),
             repairs,
             _lock: lock,
         })
+    }
+
+    /// Where reads of evicted segments go from now on. Only the first call
+    /// counts.
+    pub fn attach_cold(&self, cold: Arc<dyn ColdStore>) {
+        let _ = self.cold.set(cold);
     }
 
     pub fn root(&self) -> &Path {
@@ -308,13 +340,21 @@ impl Log {
         for plane in [&self.data, &self.catalog] {
             let w = plane.writer();
             for s in &w.sealed {
+                let r = self.residency.get(plane.kind(), s.id);
+                let evicted = s.evicted || r.as_ref().is_some_and(|r| r.is_evicted());
                 out.push(SegmentInfo {
                     plane: plane.kind(),
                     id: s.id,
-                    state: SegmentState::Sealed,
+                    state: if evicted {
+                        SegmentState::Evicted
+                    } else {
+                        SegmentState::Sealed
+                    },
                     bytes: s.len,
                     blocks: s.blocks,
                     path: s.path.clone(),
+                    noted: r.as_ref().is_some_and(|r| r.is_noted()),
+                    last_read_s: r.as_ref().map_or(0, |r| r.last_read()),
                 });
             }
             out.push(SegmentInfo {
@@ -324,6 +364,8 @@ impl Log {
                 bytes: w.len,
                 blocks: w.entries.len() as u64,
                 path: plane.dir().join(segment_name(w.seg_id)),
+                noted: false,
+                last_read_s: 0,
             });
         }
         out
@@ -350,19 +392,156 @@ impl Log {
             .filter(|s| s.plane == plane && s.id >= from)
             .collect();
         for s in segments {
+            let damaged = |e: billet_car::CarError| LogError::DamagedSegment {
+                path: s.path.clone(),
+                offset: e.offset(),
+                reason: e.to_string(),
+            };
+            if s.state == SegmentState::Evicted {
+                let bytes = self
+                    .read_cold(plane, s.id, 0, s.bytes)
+                    .map_err(|e| LogError::io("reading the remote copy of", &s.path, e))?;
+                crate::recovery::blocks_in(&bytes[..], f).map_err(damaged)?;
+                continue;
+            }
             let file = self
                 .files
                 .get(plane, s.id)
                 .map_err(|e| LogError::io("opening", &s.path, e))?;
-            crate::recovery::blocks(file.as_ref(), s.bytes, f).map_err(|e| {
-                LogError::DamagedSegment {
-                    path: s.path.clone(),
-                    offset: e.offset(),
-                    reason: e.to_string(),
-                }
-            })?;
+            crate::recovery::blocks(file.as_ref(), s.bytes, f).map_err(damaged)?;
         }
         Ok(())
+    }
+
+    fn read_cold(
+        &self,
+        plane: PlaneKind,
+        seg: u64,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<Bytes> {
+        let cold = self.cold.get().ok_or_else(|| {
+            std::io::Error::other(format!(
+                "{plane} segment {seg} is evicted and no remote store is configured"
+            ))
+        })?;
+        let bytes = cold.read(plane, seg, offset, len)?;
+        if bytes.len() as u64 != len {
+            return Err(std::io::Error::other(format!(
+                "the remote returned {} bytes of {plane} segment {seg} at {offset}, not {len}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    fn plane_dir(&self, plane: PlaneKind) -> PathBuf {
+        self.root.join(plane.name())
+    }
+
+    /// A sealed segment's sidecar bytes and the end offset of each of its
+    /// blocks, in file order (the cold tier cuts frames there).
+    pub fn sidecar(&self, plane: PlaneKind, id: u64) -> Result<(Vec<u8>, Vec<u64>), LogError> {
+        let path = self.plane_dir(plane).join(sidecar_name(id));
+        let bytes = std::fs::read(&path).map_err(|e| LogError::io("reading", &path, e))?;
+        let (_, entries) =
+            crate::sidecar::decode_any_len(&bytes, plane, id, None).map_err(|reason| {
+                LogError::DamagedSegment {
+                    path: path.clone(),
+                    offset: 0,
+                    reason,
+                }
+            })?;
+        let ends = entries
+            .iter()
+            .map(|e| e.offset + u64::from(e.len))
+            .collect();
+        Ok((bytes, ends))
+    }
+
+    fn sealed_resident(
+        &self,
+        plane: PlaneKind,
+        id: u64,
+    ) -> Result<Arc<crate::residency::Resident>, LogError> {
+        self.residency
+            .get(plane, id)
+            .ok_or_else(|| LogError::Layout {
+                path: self.plane_dir(plane).join(segment_name(id)),
+                reason: "not a sealed segment".into(),
+            })
+    }
+
+    /// Durably records the cold tier's note of a sealed segment's remote
+    /// copy (opaque bytes), kept beside the segment as `{id}.remote`.
+    pub fn note_remote(&self, plane: PlaneKind, id: u64, note: &[u8]) -> Result<(), LogError> {
+        let r = self.sealed_resident(plane, id)?;
+        let dir = self.plane_dir(plane);
+        write_durable(self.files.fs.as_ref(), &dir, &remote_name(id), note)
+            .map_err(|e| LogError::io("writing", dir.join(remote_name(id)), e))?;
+        r.set_noted();
+        Ok(())
+    }
+
+    /// The cold tier's note of a segment's remote copy, if any.
+    pub fn remote_note(&self, plane: PlaneKind, id: u64) -> Result<Option<Vec<u8>>, LogError> {
+        let path = self.plane_dir(plane).join(remote_name(id));
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LogError::io("reading", &path, e)),
+        }
+    }
+
+    /// Removes a sealed segment's local file; its blocks are read through
+    /// the cold store from now on. The segment must carry a remote note.
+    /// Returns the bytes freed (0 if it was evicted already).
+    pub fn evict(&self, plane: PlaneKind, id: u64) -> Result<u64, LogError> {
+        let r = self.sealed_resident(plane, id)?;
+        let path = self.plane_dir(plane).join(segment_name(id));
+        if r.is_evicted() {
+            return Ok(0);
+        }
+        if !r.is_noted() {
+            return Err(LogError::Layout {
+                path,
+                reason: "refusing to evict a segment with no remote copy noted".into(),
+            });
+        }
+        let p = self.plane(plane);
+        let len = {
+            let mut w = p.writer();
+            let Some(s) = w.sealed.iter_mut().find(|s| s.id == id) else {
+                return Err(LogError::Layout {
+                    path,
+                    reason: "not a sealed segment".into(),
+                });
+            };
+            s.evicted = true;
+            s.len
+        };
+        // Readers that already hold the file keep reading it (the inode
+        // lives until they let go); new reads see the flag first.
+        r.set_evicted();
+        self.files.forget(plane, id);
+        let fs = self.files.fs.as_ref();
+        match fs.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io("removing", &path, e)),
+        }
+        fs.sync_dir(&self.plane_dir(plane))
+            .map_err(|e| LogError::io("syncing", self.plane_dir(plane), e))?;
+        Ok(len)
+    }
+
+    /// Whether a block's bytes are on local disk (or in the open segment).
+    pub fn is_local(&self, cid: &Cid) -> bool {
+        self.block_locations.get(cid).is_some_and(|loc| {
+            self.residency
+                .get(loc.plane, loc.segment)
+                .is_none_or(|r| !r.is_evicted())
+        })
     }
 
     /// fsyncs issued by the data and catalog planes since opening.
@@ -381,7 +560,30 @@ impl Log {
 
     fn read(&self, cid: &Cid, loc: Location) -> Result<Bytes, BlockError> {
         let io = |source| BlockError::Io { cid: *cid, source };
-        let file = self.files.get(loc.plane, loc.segment).map_err(io)?;
+        let resident = self.residency.get(loc.plane, loc.segment);
+        if let Some(r) = &resident {
+            r.touch();
+        }
+        let cold = || -> Result<Bytes, BlockError> {
+            let data = self
+                .read_cold(loc.plane, loc.segment, loc.offset, u64::from(loc.len))
+                .map_err(io)?;
+            Ok(Block::verified(*cid, data)?.into_parts().1)
+        };
+        if resident.as_ref().is_some_and(|r| r.is_evicted()) {
+            return cold();
+        }
+        let file = match self.files.get(loc.plane, loc.segment) {
+            Ok(f) => f,
+            // Evicted between the check and the open.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && resident.as_ref().is_some_and(|r| r.is_evicted()) =>
+            {
+                return cold();
+            }
+            Err(e) => return Err(io(e)),
+        };
         let mut buf = vec![0u8; loc.len as usize];
         file.read_exact_at(&mut buf, loc.offset).map_err(io)?;
         Ok(Block::verified(*cid, buf)?.into_parts().1)

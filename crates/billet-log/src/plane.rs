@@ -19,6 +19,7 @@ use crate::config::PlaneConfig;
 use crate::error::LogError;
 use crate::fs::{LogFile, LogFs, write_durable};
 use crate::locations::{BlockLocations, Location, key_of};
+use crate::residency::Residency;
 use crate::segment::{PlaneKind, segment_name, sidecar_name};
 use crate::segment_file::{NewSegment, create_segment, open_sync_files};
 use crate::sidecar::{self, Entry};
@@ -30,6 +31,8 @@ pub(crate) struct Sealed {
     pub len: u64,
     pub blocks: u64,
     pub path: PathBuf,
+    /// Its file is gone; its bytes are only on the remote.
+    pub evicted: bool,
 }
 
 pub(crate) struct Writer {
@@ -122,6 +125,8 @@ pub struct Plane {
     config: PlaneConfig,
     /// Where every block of the log is, shared by both planes.
     block_locations: Arc<BlockLocations>,
+    /// Where each sealed segment's bytes are, shared by both planes.
+    residency: Arc<Residency>,
     writer: Mutex<Writer>,
     /// fsyncs hold it shared (several may be in flight); cutting a tail and
     /// sealing hold it exclusively, so neither overlaps an fsync.
@@ -151,12 +156,14 @@ pub(crate) const SYNC_SLOTS: usize = 2;
 const GROUP_WAIT: Duration = Duration::from_micros(300);
 
 impl Plane {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         kind: PlaneKind,
         dir: PathBuf,
         fs: Arc<dyn LogFs>,
         config: PlaneConfig,
         block_locations: Arc<BlockLocations>,
+        residency: Arc<Residency>,
         writer: Writer,
         read_only: bool,
     ) -> Plane {
@@ -171,6 +178,7 @@ impl Plane {
             fs,
             config,
             block_locations,
+            residency,
             writer: Mutex::new(writer),
             gate: RwLock::new(()),
             sync: Mutex::new(sync),
@@ -561,8 +569,10 @@ impl Plane {
             len: w.len,
             blocks: w.entries.len() as u64,
             path,
+            evicted: false,
         };
         w.sealed.push(sealed);
+        self.residency.insert(self.kind, seg, false, false);
         w.seg_id = next;
         w.file = file;
         w.sync_files = sync_files;

@@ -132,7 +132,17 @@ pub(crate) fn blocks(
     len: u64,
     f: &mut dyn FnMut(billet_block::Block),
 ) -> Result<(), CarError> {
-    let reader = BufReader::with_capacity(1 << 20, FileReader { file, pos: 0, len });
+    blocks_in(
+        BufReader::with_capacity(1 << 20, FileReader { file, pos: 0, len }),
+        f,
+    )
+}
+
+/// [`blocks`] over any reader of a whole segment.
+pub(crate) fn blocks_in(
+    reader: impl Read,
+    f: &mut dyn FnMut(billet_block::Block),
+) -> Result<(), CarError> {
     let mut car = CarReader::new(reader)?;
     let mut first = true;
     while let Some(b) = car.next_block()? {
@@ -162,8 +172,9 @@ fn locations(
 }
 
 /// Rebuilds one plane's state from its directory: sealed segments from their
-/// sidecars (rebuilt when missing or short), the open segment by scanning it
-/// and cutting a torn tail.
+/// sidecars (rebuilt when missing or short), evicted ones from their
+/// sidecars alone, the open segment by scanning it and cutting a torn
+/// tail. Also returns the ids that have a cold-tier note.
 pub(crate) fn recover_plane(
     fs: &dyn LogFs,
     dir: &Path,
@@ -171,9 +182,9 @@ pub(crate) fn recover_plane(
     config: &LogConfig,
     block_locations: &BlockLocations,
     repairs: &mut Vec<String>,
-) -> Result<Writer, LogError> {
+) -> Result<(Writer, Vec<u64>), LogError> {
     let names = fs.list(dir).map_err(|e| LogError::io("listing", dir, e))?;
-    let mut segments: BTreeMap<u64, bool> = BTreeMap::new();
+    let mut found: BTreeMap<u64, Found> = BTreeMap::new();
     for name in &names {
         if name.ends_with(".tmp") {
             // An interrupted durable write never became the file it named.
@@ -182,57 +193,98 @@ pub(crate) fn recover_plane(
             }
             continue;
         }
-        match parse_name(name) {
-            Some((id, FileKind::Segment)) => {
-                segments.entry(id).or_insert(false);
+        if let Some((id, kind)) = parse_name(name) {
+            let f = found.entry(id).or_default();
+            match kind {
+                FileKind::Segment => f.segment = true,
+                FileKind::Sidecar => f.sidecar = true,
+                FileKind::Remote => f.remote = true,
             }
-            Some((id, FileKind::Sidecar)) => {
-                *segments.entry(id).or_insert(false) |= true;
-            }
-            None => {}
         }
     }
-    // A sidecar without its segment is stale; only segments count.
-    let ids: Vec<(u64, bool)> = segments
+    // A sidecar without its segment is stale, unless the cold tier noted
+    // a remote copy: then the segment was evicted and is read from there.
+    let ids: Vec<(u64, Found)> = found
         .into_iter()
-        .filter(|(id, _)| names.contains(&segment_name(*id)))
+        .filter(|(_, f)| f.segment || (f.sidecar && f.remote))
+        .collect();
+    let noted: Vec<u64> = ids
+        .iter()
+        .filter(|(_, f)| f.remote)
+        .map(|(id, _)| *id)
         .collect();
     let mut sealed = Vec::new();
-    let Some(&(last, last_has_sidecar)) = ids.last() else {
+    let Some(&(last, last_found)) = ids.last() else {
         if config.read_only {
             return Err(LogError::Layout {
                 path: dir.to_path_buf(),
                 reason: "no segments".into(),
             });
         }
-        return Ok(fresh_writer(0, create_segment(fs, dir, kind, 0)?, sealed));
+        return Ok((
+            fresh_writer(0, create_segment(fs, dir, kind, 0)?, sealed),
+            noted,
+        ));
     };
-    for &(id, has_sidecar) in &ids[..ids.len() - 1] {
+    for &(id, f) in &ids[..ids.len() - 1] {
+        if !f.segment {
+            sealed.push(recover_evicted(
+                fs,
+                dir,
+                kind,
+                id,
+                config,
+                block_locations,
+                repairs,
+            )?);
+            continue;
+        }
         sealed.push(recover_sealed(
             fs,
             dir,
             kind,
             id,
-            has_sidecar,
+            f.sidecar,
             config,
             block_locations,
             repairs,
         )?);
     }
+    if !last_found.segment {
+        sealed.push(recover_evicted(
+            fs,
+            dir,
+            kind,
+            last,
+            config,
+            block_locations,
+            repairs,
+        )?);
+        if config.read_only {
+            return Err(LogError::Layout {
+                path: dir.to_path_buf(),
+                reason: "no open segment after the evicted ones".into(),
+            });
+        }
+        return Ok((
+            fresh_writer(last + 1, create_segment(fs, dir, kind, last + 1)?, sealed),
+            noted,
+        ));
+    }
+    let last_has_sidecar = last_found.sidecar;
     // Read-only: the last segment is read as if open, whatever its state.
     if last_has_sidecar && !config.read_only {
         let s = recover_sealed(fs, dir, kind, last, true, config, block_locations, repairs);
         // A sidecar that does not match means the segment was still open.
         if let Ok(s) = s {
             sealed.push(s);
-            return Ok(fresh_writer(
-                last + 1,
-                create_segment(fs, dir, kind, last + 1)?,
-                sealed,
+            return Ok((
+                fresh_writer(last + 1, create_segment(fs, dir, kind, last + 1)?, sealed),
+                noted,
             ));
         }
     }
-    recover_open(
+    let writer = recover_open(
         fs,
         dir,
         kind,
@@ -241,7 +293,67 @@ pub(crate) fn recover_plane(
         block_locations,
         repairs,
         sealed,
-    )
+    )?;
+    Ok((writer, noted))
+}
+
+/// Which files of one segment id a plane directory holds.
+#[derive(Debug, Default, Clone, Copy)]
+struct Found {
+    segment: bool,
+    sidecar: bool,
+    remote: bool,
+}
+
+/// An evicted segment: only its sidecar is local. Its blocks are located
+/// from the sidecar (its checksum vouches for it) and read from the cold
+/// tier.
+fn recover_evicted(
+    fs: &dyn LogFs,
+    dir: &Path,
+    kind: PlaneKind,
+    id: u64,
+    config: &LogConfig,
+    block_locations: &BlockLocations,
+    repairs: &mut Vec<String>,
+) -> Result<Sealed, LogError> {
+    let path = dir.join(sidecar_name(id));
+    let decoded = read_file(fs, &path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| sidecar::decode_any_len(&bytes, kind, id, None));
+    let (len, entries) = match decoded {
+        Ok(d) => d,
+        Err(reason) if config.repair => {
+            repairs.push(format!(
+                "{}: unreadable sidecar of an evicted segment ({reason}); its blocks are unreachable",
+                path.display()
+            ));
+            (0, Vec::new())
+        }
+        Err(reason) => {
+            return Err(LogError::DamagedSegment {
+                path,
+                offset: 0,
+                reason: format!("the sidecar of an evicted segment is unreadable: {reason}"),
+            });
+        }
+    };
+    block_locations.insert_many(locations(kind, id, &entries));
+    Ok(Sealed {
+        id,
+        len,
+        blocks: entries.len() as u64,
+        path: dir.join(segment_name(id)),
+        evicted: true,
+    })
+}
+
+fn read_file(fs: &dyn LogFs, path: &Path) -> io::Result<Vec<u8>> {
+    let f = fs.open(path, false)?;
+    let len = f.size()?;
+    let mut buf = vec![0u8; usize::try_from(len).map_err(io::Error::other)?];
+    f.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
 }
 
 fn fresh_writer(id: u64, seg: NewSegment, sealed: Vec<Sealed>) -> Writer {
@@ -318,6 +430,7 @@ fn recover_sealed(
         len,
         blocks: entries.len() as u64,
         path,
+        evicted: false,
     })
 }
 
@@ -328,10 +441,7 @@ fn read_sidecar(
     id: u64,
     segment_len: u64,
 ) -> Option<Vec<Entry>> {
-    let f = fs.open(&dir.join(sidecar_name(id)), false).ok()?;
-    let len = f.size().ok()?;
-    let mut buf = vec![0u8; usize::try_from(len).ok()?];
-    f.read_exact_at(&mut buf, 0).ok()?;
+    let buf = read_file(fs, &dir.join(sidecar_name(id))).ok()?;
     sidecar::decode(&buf, kind, id, segment_len).ok()
 }
 

@@ -49,10 +49,16 @@ pub(crate) fn sidecar_name(id: u64) -> String {
     format!("{id:020}.idx")
 }
 
+/// The cold tier's note of a segment's remote copy (opaque to the log).
+pub(crate) fn remote_name(id: u64) -> String {
+    format!("{id:020}.remote")
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileKind {
     Segment,
     Sidecar,
+    Remote,
 }
 
 /// `(id, kind)` for a segment or sidecar file name; `None` for anything else.
@@ -64,6 +70,7 @@ pub(crate) fn parse_name(name: &str) -> Option<(u64, FileKind)> {
     let kind = match ext {
         "car" => FileKind::Segment,
         "idx" => FileKind::Sidecar,
+        "remote" => FileKind::Remote,
         _ => return None,
     };
     Some((stem.parse().ok()?, kind))
@@ -105,6 +112,7 @@ mod tests {
     fn names_round_trip() {
         assert_eq!(parse_name(&segment_name(42)), Some((42, FileKind::Segment)));
         assert_eq!(parse_name(&sidecar_name(7)), Some((7, FileKind::Sidecar)));
+        assert_eq!(parse_name(&remote_name(7)), Some((7, FileKind::Remote)));
         assert_eq!(parse_name("00000000000000000042.car.tmp"), None);
         assert_eq!(parse_name("42.car"), None);
     }

@@ -55,6 +55,18 @@ pub(crate) fn decode(
     id: u64,
     segment_len: u64,
 ) -> Result<Vec<Entry>, String> {
+    decode_any_len(bytes, plane, id, Some(segment_len)).map(|(_, e)| e)
+}
+
+/// Decodes a sidecar whose segment is not at hand (evicted to the cold
+/// tier): returns the segment length it records, and its entries.
+/// `expect_len`, when given, must match.
+pub(crate) fn decode_any_len(
+    bytes: &[u8],
+    plane: PlaneKind,
+    id: u64,
+    expect_len: Option<u64>,
+) -> Result<(u64, Vec<Entry>), String> {
     if bytes.len() < 72 {
         return Err(format!("{} bytes is too short", bytes.len()));
     }
@@ -73,10 +85,12 @@ pub(crate) fn decode(
     if body[8] != plane.code() || u64_at(16) != id {
         return Err("belongs to another plane or segment".into());
     }
-    if u64_at(24) != segment_len {
+    let segment_len = u64_at(24);
+    if let Some(want) = expect_len
+        && want != segment_len
+    {
         return Err(format!(
-            "describes {} bytes but the segment has {segment_len}",
-            u64_at(24)
+            "describes {segment_len} bytes but the segment has {want}"
         ));
     }
     let count = u64_at(32);
@@ -111,7 +125,7 @@ pub(crate) fn decode(
     if at != body.len() {
         return Err("trailing bytes after the entries".into());
     }
-    Ok(entries)
+    Ok((segment_len, entries))
 }
 
 #[cfg(test)]
