@@ -146,4 +146,47 @@ pub trait Index: Send + Sync + 'static {
     async fn access_key(&self, id: &str) -> Result<Option<AccessKey>, IndexError>;
     async fn access_keys(&self) -> Result<Vec<AccessKey>, IndexError>;
     async fn delete_access_key(&self, id: &str) -> Result<bool, IndexError>;
+
+    // The cold tier.
+
+    /// Records (or replaces) a segment whose whole copy the remote holds.
+    async fn put_segment(&self, segment: &RemoteSegment) -> Result<(), IndexError>;
+    /// Changes a recorded segment's state; false if it is not recorded.
+    async fn set_segment_state(
+        &self,
+        node: &str,
+        plane: &str,
+        id: u64,
+        state: RemoteState,
+    ) -> Result<bool, IndexError>;
+    /// A node's recorded segments, by plane and id.
+    async fn segments(&self, node: &str) -> Result<Vec<RemoteSegment>, IndexError>;
+    /// Forgets segments `(plane, id)` of `node` and, in the same
+    /// transaction, queues their remote objects for deletion. Returns how
+    /// many were recorded.
+    async fn forget_segments(
+        &self,
+        node: &str,
+        segments: &[(String, u64)],
+        now_ms: i64,
+    ) -> Result<u64, IndexError>;
+    /// Queued deletes whose time has come, oldest first.
+    async fn due_deletes(&self, now_ms: i64, max: usize) -> Result<Vec<PendingDelete>, IndexError>;
+    /// The remote object is gone: drops the queued delete.
+    async fn finish_delete(&self, id: i64) -> Result<(), IndexError>;
+    /// A delete failed: counts the attempt and holds it until
+    /// `not_before_ms`.
+    async fn retry_delete(
+        &self,
+        id: i64,
+        not_before_ms: i64,
+        error: &str,
+    ) -> Result<(), IndexError>;
+    /// Deletes queued, due or not.
+    async fn pending_deletes(&self) -> Result<u64, IndexError>;
+    async fn set_shipped_head(&self, head: &ShippedHead) -> Result<(), IndexError>;
+    async fn shipped_heads(&self) -> Result<Vec<ShippedHead>, IndexError>;
+    /// Removes a bucket and everything the index holds for it, empty or
+    /// not (rebuilding a node from its remote copy). False if absent.
+    async fn purge_bucket(&self, name: &str) -> Result<bool, IndexError>;
 }

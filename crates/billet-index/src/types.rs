@@ -211,3 +211,74 @@ pub struct AccessKey {
     pub created_ms: i64,
     pub disabled: bool,
 }
+
+/// Where a shipped segment's remote copy stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteState {
+    /// On the remote and still on local disk.
+    Shipped,
+    /// On the remote only.
+    Evicted,
+}
+
+impl RemoteState {
+    pub fn name(self) -> &'static str {
+        match self {
+            RemoteState::Shipped => "shipped",
+            RemoteState::Evicted => "evicted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RemoteState> {
+        match s {
+            "shipped" => Some(RemoteState::Shipped),
+            "evicted" => Some(RemoteState::Evicted),
+            _ => None,
+        }
+    }
+}
+
+/// A log segment whose whole copy the remote holds: recorded only after
+/// the upload completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSegment {
+    /// The node whose log it belongs to.
+    pub node: String,
+    /// `data` or `catalog`.
+    pub plane: String,
+    pub id: u64,
+    pub state: RemoteState,
+    /// Length of the segment (its CAR file).
+    pub bytes: u64,
+    /// Length of the object on the remote (compressed, when it is).
+    pub stored_bytes: u64,
+    /// `identity` or `zstd`.
+    pub encoding: String,
+    pub remote_key: String,
+    pub sidecar_key: String,
+    /// SHA-256 of the stored object, when known.
+    pub sha256: Option<[u8; 32]>,
+    pub shipped_ms: i64,
+}
+
+/// A remote object to delete, queued in the same transaction that made it
+/// unreachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDelete {
+    pub id: i64,
+    pub remote_key: String,
+    pub enqueued_ms: i64,
+    pub attempts: u32,
+    /// Not to be tried before this time.
+    pub not_before_ms: i64,
+    pub last_error: Option<String>,
+}
+
+/// A bucket's newest head whose blocks are all on the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedHead {
+    pub bucket: String,
+    pub head: Cid,
+    pub seq: u64,
+    pub shipped_ms: i64,
+}

@@ -1157,6 +1157,136 @@ async fn case_rebuild(ix: &dyn Index) {
 
 // Backends.
 
+fn segment(node: &str, plane: &str, id: u64) -> RemoteSegment {
+    RemoteSegment {
+        node: node.into(),
+        plane: plane.into(),
+        id,
+        state: RemoteState::Shipped,
+        bytes: 1000 + id,
+        stored_bytes: 400 + id,
+        encoding: "zstd".into(),
+        remote_key: format!("billet/v1/{node}/{plane}/{id:020}.car.zst"),
+        sidecar_key: format!("billet/v1/{node}/{plane}/{id:020}.idx"),
+        sha256: id.is_multiple_of(2).then_some([id as u8; 32]),
+        shipped_ms: 5,
+    }
+}
+
+async fn case_cold_tier(ix: &dyn Index) {
+    for (plane, id) in [("data", 0), ("data", 1), ("catalog", 0)] {
+        ix.put_segment(&segment("n1", plane, id)).await.unwrap();
+    }
+    ix.put_segment(&segment("n2", "data", 0)).await.unwrap();
+    // Recording again replaces.
+    let mut again = segment("n1", "data", 1);
+    again.stored_bytes = 77;
+    ix.put_segment(&again).await.unwrap();
+    let rows = ix.segments("n1").await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|s| (s.plane.as_str(), s.id))
+            .collect::<Vec<_>>(),
+        [("catalog", 0), ("data", 0), ("data", 1)]
+    );
+    assert_eq!(rows[2], again);
+    assert_eq!(rows[1], segment("n1", "data", 0));
+    assert!(
+        ix.set_segment_state("n1", "data", 0, RemoteState::Evicted)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !ix.set_segment_state("n1", "data", 9, RemoteState::Evicted)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ix.segments("n1").await.unwrap()[1].state,
+        RemoteState::Evicted
+    );
+
+    // Forgetting queues both objects of each forgotten segment, at once.
+    assert_eq!(ix.pending_deletes().await.unwrap(), 0);
+    let n = ix
+        .forget_segments("n1", &[("data".into(), 0), ("data".into(), 5)], 100)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(ix.segments("n1").await.unwrap().len(), 2);
+    assert_eq!(
+        ix.segments("n2").await.unwrap().len(),
+        1,
+        "other nodes untouched"
+    );
+    assert_eq!(ix.pending_deletes().await.unwrap(), 2);
+    let due = ix.due_deletes(100, 10).await.unwrap();
+    let mut keys: Vec<&str> = due.iter().map(|d| d.remote_key.as_str()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "billet/v1/n1/data/00000000000000000000.car.zst",
+            "billet/v1/n1/data/00000000000000000000.idx"
+        ]
+    );
+    // A failed attempt waits; a finished one is gone.
+    ix.retry_delete(due[0].id, 500, "503 Slow Down")
+        .await
+        .unwrap();
+    ix.finish_delete(due[1].id).await.unwrap();
+    assert!(ix.due_deletes(499, 10).await.unwrap().is_empty());
+    let later = ix.due_deletes(500, 10).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].attempts, 1);
+    assert_eq!(later[0].last_error.as_deref(), Some("503 Slow Down"));
+    assert_eq!(later[0].enqueued_ms, 100);
+    ix.finish_delete(later[0].id).await.unwrap();
+    assert_eq!(ix.pending_deletes().await.unwrap(), 0);
+
+    // Shipped heads follow their bucket.
+    ix.create_bucket(&state("sh")).await.unwrap();
+    ix.create_bucket(&state("sh2")).await.unwrap();
+    let head = |b: &str, seq| ShippedHead {
+        bucket: b.into(),
+        head: cid(&format!("{b}{seq}")),
+        seq,
+        shipped_ms: 9,
+    };
+    ix.set_shipped_head(&head("sh", 1)).await.unwrap();
+    ix.set_shipped_head(&head("sh", 2)).await.unwrap();
+    ix.set_shipped_head(&head("sh2", 4)).await.unwrap();
+    assert_eq!(
+        ix.shipped_heads().await.unwrap(),
+        [head("sh", 2), head("sh2", 4)]
+    );
+    ix.delete_bucket("sh2").await.unwrap();
+    assert_eq!(ix.shipped_heads().await.unwrap(), [head("sh", 2)]);
+
+    // Purging removes a bucket with everything in it.
+    commit(ix, "sh", vec![put("k", NULL_VERSION, "v")]).await;
+    ix.create_upload(
+        "sh",
+        &Upload {
+            upload_id: "u1".into(),
+            key: "big".into(),
+            initiated_ms: 1,
+            meta: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    assert!(ix.purge_bucket("sh").await.unwrap());
+    assert!(!ix.purge_bucket("sh").await.unwrap());
+    assert!(ix.bucket("sh").await.unwrap().is_none());
+    assert!(ix.shipped_heads().await.unwrap().is_empty());
+    // The name is free again, with nothing left over.
+    ix.create_bucket(&state("sh")).await.unwrap();
+    assert!(ix.object("sh", "k", None).await.unwrap().is_none());
+    assert!(ix.upload("sh", "u1").await.unwrap().is_none());
+    assert_eq!(ix.mmr_size("sh").await.unwrap(), 0);
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1248,6 +1378,7 @@ contract! {
     access_keys => |ix: Arc<dyn Index>| async move { case_access_keys(ix.as_ref()).await },
     rebuild_replaces_rows => |ix: Arc<dyn Index>| async move { case_rebuild(ix.as_ref()).await },
     replay_from => |ix: Arc<dyn Index>| async move { case_replay_from(ix.as_ref()).await },
+    cold_tier_rows => |ix: Arc<dyn Index>| async move { case_cold_tier(ix.as_ref()).await },
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! [`bucket::PgTx`] on a blocking thread.
 
 mod bucket;
+mod cold;
 mod connect;
 mod registry;
 mod rows;
@@ -271,5 +272,65 @@ impl Index for PgIndex {
 
     async fn delete_access_key(&self, id: &str) -> Result<bool, IndexError> {
         registry::delete_access_key(&self.client().await?, id).await
+    }
+
+    async fn put_segment(&self, segment: &RemoteSegment) -> Result<(), IndexError> {
+        cold::put_segment(&self.client().await?, segment).await
+    }
+
+    async fn set_segment_state(
+        &self,
+        node: &str,
+        plane: &str,
+        id: u64,
+        state: RemoteState,
+    ) -> Result<bool, IndexError> {
+        cold::set_segment_state(&self.client().await?, node, plane, id, state).await
+    }
+
+    async fn segments(&self, node: &str) -> Result<Vec<RemoteSegment>, IndexError> {
+        cold::segments(&self.client().await?, node).await
+    }
+
+    async fn forget_segments(
+        &self,
+        node: &str,
+        segments: &[(String, u64)],
+        now_ms: i64,
+    ) -> Result<u64, IndexError> {
+        cold::forget_segments(&mut self.client().await?, node, segments, now_ms).await
+    }
+
+    async fn due_deletes(&self, now_ms: i64, max: usize) -> Result<Vec<PendingDelete>, IndexError> {
+        cold::due_deletes(&self.client().await?, now_ms, max).await
+    }
+
+    async fn finish_delete(&self, id: i64) -> Result<(), IndexError> {
+        cold::finish_delete(&self.client().await?, id).await
+    }
+
+    async fn retry_delete(
+        &self,
+        id: i64,
+        not_before_ms: i64,
+        error: &str,
+    ) -> Result<(), IndexError> {
+        cold::retry_delete(&self.client().await?, id, not_before_ms, error).await
+    }
+
+    async fn pending_deletes(&self) -> Result<u64, IndexError> {
+        cold::pending_deletes(&self.client().await?).await
+    }
+
+    async fn set_shipped_head(&self, head: &ShippedHead) -> Result<(), IndexError> {
+        cold::set_shipped_head(&self.client().await?, head).await
+    }
+
+    async fn shipped_heads(&self) -> Result<Vec<ShippedHead>, IndexError> {
+        cold::shipped_heads(&self.client().await?).await
+    }
+
+    async fn purge_bucket(&self, name: &str) -> Result<bool, IndexError> {
+        cold::purge_bucket(&mut self.client().await?, name).await
     }
 }

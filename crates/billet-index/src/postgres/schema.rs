@@ -86,6 +86,33 @@ CREATE TABLE node (
     log_checkpoint BIGINT NOT NULL
 );
 ",
+    "
+-- The cold tier: segments whose whole copy the remote holds, per node.
+-- (The first `segments` table was never written.)
+DROP TABLE segments;
+CREATE TABLE segments (
+    node TEXT NOT NULL,
+    plane TEXT NOT NULL,
+    id BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    stored_bytes BIGINT NOT NULL,
+    encoding TEXT NOT NULL,
+    remote_key TEXT NOT NULL,
+    sidecar_key TEXT NOT NULL,
+    sha256 BYTEA,
+    shipped BIGINT NOT NULL,
+    PRIMARY KEY (node, plane, id)
+);
+ALTER TABLE pending_deletes ADD COLUMN not_before BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE pending_deletes ADD COLUMN last_error TEXT;
+CREATE TABLE shipped_heads (
+    bucket TEXT PRIMARY KEY,
+    head BYTEA NOT NULL,
+    seq BIGINT NOT NULL,
+    shipped BIGINT NOT NULL
+);
+",
 ];
 
 /// Arbitrary constant naming billet's migration lock.

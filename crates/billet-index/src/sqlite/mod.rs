@@ -2,6 +2,7 @@
 //! bucket, WAL mode, opened through a bounded LRU pool.
 
 mod bucket;
+mod cold;
 mod pool;
 mod registry;
 mod schema;
@@ -117,13 +118,14 @@ impl SqliteIndex {
         };
         let buckets_dir = config.dir.join("buckets");
         std::fs::create_dir_all(&buckets_dir).map_err(|e| io("creating", &buckets_dir, e))?;
-        let conn = Connection::open(config.dir.join("registry.db"))?;
+        let mut conn = Connection::open(config.dir.join("registry.db"))?;
         schema::configure(&conn)?;
         // The registry is written rarely (buckets, keys, the
         // replay point) and is not rebuilt from the log: every write is
         // durable before it returns.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(schema::REGISTRY)?;
+        schema::migrate_registry(&mut conn)?;
         let known: std::collections::HashSet<String> = registry::buckets(&conn)?
             .into_iter()
             .map(|b| file_name(&b.name))
@@ -295,6 +297,7 @@ impl Index for SqliteIndex {
                 }
             }
             reg.execute("DELETE FROM buckets WHERE name = ?1", params![name])?;
+            reg.execute("DELETE FROM shipped_heads WHERE bucket = ?1", params![name])?;
             inner.pool.forget(&name);
             remove_db_files(&path);
             Ok(())
@@ -451,5 +454,90 @@ impl Index for SqliteIndex {
         let id = id.to_string();
         self.with_registry(move |c| registry::delete_access_key(c, &id))
             .await
+    }
+
+    async fn put_segment(&self, segment: &RemoteSegment) -> Result<(), IndexError> {
+        let s = segment.clone();
+        self.with_registry(move |c| cold::put_segment(c, &s)).await
+    }
+
+    async fn set_segment_state(
+        &self,
+        node: &str,
+        plane: &str,
+        id: u64,
+        state: RemoteState,
+    ) -> Result<bool, IndexError> {
+        let (node, plane) = (node.to_string(), plane.to_string());
+        self.with_registry(move |c| cold::set_segment_state(c, &node, &plane, id, state))
+            .await
+    }
+
+    async fn segments(&self, node: &str) -> Result<Vec<RemoteSegment>, IndexError> {
+        let node = node.to_string();
+        self.with_registry(move |c| cold::segments(c, &node)).await
+    }
+
+    async fn forget_segments(
+        &self,
+        node: &str,
+        segments: &[(String, u64)],
+        now_ms: i64,
+    ) -> Result<u64, IndexError> {
+        let (node, which) = (node.to_string(), segments.to_vec());
+        self.with_registry(move |c| cold::forget_segments(c, &node, &which, now_ms))
+            .await
+    }
+
+    async fn due_deletes(&self, now_ms: i64, max: usize) -> Result<Vec<PendingDelete>, IndexError> {
+        self.with_registry(move |c| cold::due_deletes(c, now_ms, max))
+            .await
+    }
+
+    async fn finish_delete(&self, id: i64) -> Result<(), IndexError> {
+        self.with_registry(move |c| cold::finish_delete(c, id))
+            .await
+    }
+
+    async fn retry_delete(
+        &self,
+        id: i64,
+        not_before_ms: i64,
+        error: &str,
+    ) -> Result<(), IndexError> {
+        let error = error.to_string();
+        self.with_registry(move |c| cold::retry_delete(c, id, not_before_ms, &error))
+            .await
+    }
+
+    async fn pending_deletes(&self) -> Result<u64, IndexError> {
+        self.with_registry(cold::pending_deletes).await
+    }
+
+    async fn set_shipped_head(&self, head: &ShippedHead) -> Result<(), IndexError> {
+        let h = head.clone();
+        self.with_registry(move |c| cold::set_shipped_head(c, &h))
+            .await
+    }
+
+    async fn shipped_heads(&self) -> Result<Vec<ShippedHead>, IndexError> {
+        self.with_registry(cold::shipped_heads).await
+    }
+
+    async fn purge_bucket(&self, name: &str) -> Result<bool, IndexError> {
+        let inner = self.inner.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let reg = inner.registry();
+            if registry::bucket_entry(&reg, &name)?.is_none() {
+                return Ok(false);
+            }
+            reg.execute("DELETE FROM buckets WHERE name = ?1", params![name])?;
+            reg.execute("DELETE FROM shipped_heads WHERE bucket = ?1", params![name])?;
+            inner.pool.forget(&name);
+            remove_db_files(&inner.path(&name));
+            Ok(true)
+        })
+        .await
     }
 }

@@ -41,6 +41,52 @@ CREATE TABLE IF NOT EXISTS pending_deletes (
 );
 ";
 
+/// Changes to the registry after the first shape, applied in order;
+/// `PRAGMA user_version` counts those applied.
+pub(super) const REGISTRY_MIGRATIONS: &[&str] = &["
+-- The cold tier: segments whose whole copy the remote holds, per node.
+-- (The first `segments` table was never written.)
+DROP TABLE IF EXISTS segments;
+CREATE TABLE segments (
+    node TEXT NOT NULL,
+    plane TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL,
+    encoding TEXT NOT NULL,
+    remote_key TEXT NOT NULL,
+    sidecar_key TEXT NOT NULL,
+    sha256 BLOB,
+    shipped INTEGER NOT NULL,
+    PRIMARY KEY (node, plane, id)
+);
+ALTER TABLE pending_deletes ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pending_deletes ADD COLUMN last_error TEXT;
+CREATE TABLE shipped_heads (
+    bucket TEXT PRIMARY KEY,
+    head BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    shipped INTEGER NOT NULL
+);
+"];
+
+/// Applies the registry migrations it lacks, each in its own transaction.
+pub(super) fn migrate_registry(conn: &mut Connection) -> Result<(), IndexError> {
+    let done: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, step) in REGISTRY_MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(done.max(0) as usize)
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 /// One bucket's file: its head (`meta`), object versions, multipart state
 /// and MMR nodes. `versions.ord` orders a key's versions, smaller = newer.
 pub(super) const BUCKET: &str = "
