@@ -8,6 +8,7 @@ use billet_log::{Log, LogError, Receipt};
 use billet_unixfs::{BlockSink, ChecksumAlgorithm, IngestOptions, Ingested, RangeReader, ingest};
 use bytes::Bytes;
 use futures_core::Stream;
+use futures_util::StreamExt;
 
 use crate::error::{EngineError, join_error};
 use crate::store::CachedStore;
@@ -128,9 +129,12 @@ where
 const INLINE_READ: u64 = 1 << 20;
 
 /// The bytes `[start, end)` of a body, as a stream. Small single-block
-/// bodies are read inline; larger ones block by block on blocking
-/// threads, one block ahead of the client.
-pub(crate) fn read(
+/// bodies on local disk are read inline; everything else block by block
+/// on blocking threads, one block ahead of the client. The first piece is
+/// read before the stream is returned: a body that cannot be read (a
+/// block missing or damaged on the remote) fails the request instead of
+/// cutting a response short.
+pub(crate) async fn read(
     store: Arc<CachedStore>,
     root: Cid,
     size: u64,
@@ -138,7 +142,14 @@ pub(crate) fn read(
     end: u64,
 ) -> Result<crate::BodyStream, EngineError> {
     if root.codec() == Codec::Raw.code() && size <= INLINE_READ {
-        let data = store.get(&root)?;
+        let data = if store.is_local(&root) {
+            store.get(&root)?
+        } else {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.get(&root))
+                .await
+                .map_err(join_error)??
+        };
         if data.len() as u64 != size {
             return Err(EngineError::Corrupt(format!(
                 "body {root} holds {} bytes, the manifest says {size}",
@@ -150,7 +161,6 @@ pub(crate) fn read(
             async move { Ok(slice) },
         )));
     }
-    let reader = RangeReader::new(store, root, size, start, end)?;
     // Each block is read on a blocking thread, one block ahead of the
     // client; no thread is held while a slow client drains the response.
     let next = |mut reader: RangeReader<Arc<CachedStore>>| {
@@ -159,7 +169,18 @@ pub(crate) fn read(
             (reader, piece)
         })
     };
-    let stream = futures_util::stream::unfold(Some(next(reader)), move |ahead| async move {
+    let (reader, first) = tokio::task::spawn_blocking(move || {
+        let mut reader = RangeReader::new(store, root, size, start, end)?;
+        let first = reader.next();
+        Ok::<_, EngineError>((reader, first))
+    })
+    .await
+    .map_err(join_error)??;
+    let first = match first {
+        None => return Ok(Box::pin(futures_util::stream::empty())),
+        Some(piece) => piece?,
+    };
+    let rest = futures_util::stream::unfold(Some(next(reader)), move |ahead| async move {
         let (reader, piece) = match ahead?.await {
             Ok(r) => r,
             Err(e) => return Some((Err(join_error(e)), None)),
@@ -170,7 +191,9 @@ pub(crate) fn read(
             Err(e) => Some((Err(EngineError::from(e)), None)),
         }
     });
-    Ok(Box::pin(stream))
+    Ok(Box::pin(
+        futures_util::stream::once(async move { Ok(first) }).chain(rest),
+    ))
 }
 
 /// Collects a whole body (small objects, tests).

@@ -68,12 +68,33 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// The node is over a local disk budget and cannot evict below it
+    /// until shipping catches up: try again later.
+    #[error("{0}")]
+    SlowDown(String),
+    /// The remote store failed or answered wrongly.
+    #[error("the remote store: {0}")]
+    Remote(String),
     /// A background task or worker thread died.
     #[error("a background task failed: {0}")]
     Task(String),
     /// Something that cannot happen did: a bug.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl EngineError {
+    /// The block a read failed on (missing, unreadable, or not matching
+    /// its CID), when that is what this error is.
+    pub fn unreadable_block(&self) -> Option<&BlockError> {
+        match self {
+            EngineError::Block(e)
+            | EngineError::Log(LogError::Block(e))
+            | EngineError::Unixfs(UnixfsError::Block(e))
+            | EngineError::Mst(MstError::Block(e)) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<IngestError> for EngineError {

@@ -109,6 +109,7 @@ impl Engine {
         }
         self.start_history(&name, head, report.seq).await?;
         self.handle(&name).forget_head();
+        self.note_head(&name, head, report.seq);
         Ok(report)
     }
 }

@@ -9,6 +9,7 @@
 //! for body blocks, streamed range by range.
 
 mod body;
+mod cold;
 mod error;
 mod export;
 mod fsck;
@@ -43,6 +44,11 @@ pub use billet_index::{
     UploadQuery, VersionPage, VersionQuery,
 };
 pub use body::StagedBody;
+pub use cold::{
+    BucketShipped, ColdConfig, ColdTask, ColdTier, Compression, HeadsBucket, HeadsDoc, NodeStatus,
+    PlanePolicy, PlaneStatus, ReadStats, RecoveryPlan, RestoreProgress, ShipStats, Tally,
+    prepare_recovery, read_heads,
+};
 pub use error::EngineError;
 pub use export::{ExportStats, export_car};
 pub use fsck::FsckReport;
@@ -81,6 +87,9 @@ pub struct EngineConfig {
     pub roll_forward: bool,
     /// Smallest part but the last at Complete (S3: 5 MiB).
     pub min_part_size: u64,
+    /// Sealed segments shipped to a remote store and read back through it
+    /// (`None`: everything stays local).
+    pub cold: Option<ColdConfig>,
 }
 
 impl EngineConfig {
@@ -94,6 +103,7 @@ impl EngineConfig {
             log: LogConfig::default(),
             roll_forward: true,
             min_part_size: multipart::MIN_PART_SIZE,
+            cold: None,
         }
     }
 }
@@ -128,6 +138,7 @@ pub(crate) struct Inner {
     /// The latest checkpoint signed per bucket (the file keeps them all).
     pub(crate) latest_checkpoints: Mutex<HashMap<String, billet_proof::SignedCheckpoint>>,
     buckets: Mutex<HashMap<String, Arc<BucketQueue>>>,
+    pub(crate) cold: Option<Arc<cold::ColdTier>>,
 }
 
 /// System headers and metadata that go into a manifest.
@@ -211,6 +222,18 @@ impl Engine {
         for line in log.repairs() {
             tracing::warn!(repair = %line, "log opened with repairs");
         }
+        let cold = match &config.cold {
+            Some(c) => {
+                let tier = Arc::new(cold::ColdTier::new(
+                    c.clone(),
+                    log.root().to_path_buf(),
+                    config.data_dir.join("cold-tmp"),
+                )?);
+                log.attach_cold(tier.reader.clone());
+                Some(tier)
+            }
+            None => None,
+        };
         let store = Arc::new(CachedStore::new(Arc::new(log), config.cache_bytes));
         let roll_forward = config.roll_forward && !config.log.read_only;
         let engine = Engine {
@@ -222,12 +245,16 @@ impl Engine {
                 pending: redo::Pending::default(),
                 latest_checkpoints: Mutex::new(HashMap::new()),
                 buckets: Mutex::new(HashMap::new()),
+                cold,
             }),
         };
         if roll_forward {
             for line in engine.roll_forward().await? {
                 tracing::warn!("{line}");
             }
+        }
+        if !engine.inner.config.log.read_only {
+            engine.seed_heads().await?;
         }
         Ok(engine)
     }
@@ -248,6 +275,22 @@ impl Engine {
         &self.inner.stats
     }
 
+    /// Refuses a write while the cold tier is over a disk budget it
+    /// cannot evict below (503 SlowDown).
+    pub(crate) fn admit(&self) -> Result<(), EngineError> {
+        match &self.inner.cold {
+            Some(c) => c.admit(),
+            None => Ok(()),
+        }
+    }
+
+    /// Tells the cold tier a bucket's head moved.
+    pub(crate) fn note_head(&self, bucket: &str, head: Cid, seq: u64) {
+        if let Some(c) = &self.inner.cold {
+            c.note_head(self.log(), bucket, head, seq);
+        }
+    }
+
     fn handle(&self, name: &str) -> Arc<BucketQueue> {
         let mut map = self.inner.buckets.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(name.to_string())
@@ -263,6 +306,7 @@ impl Engine {
         if self.inner.index.bucket(name).await?.is_some() {
             return Err(EngineError::BucketExists(name.to_string()));
         }
+        self.admit()?;
         let empty = billet_mst::empty_root();
         let settings = BucketSettings {
             chunk_size: self.inner.config.chunk_size as u64,
@@ -282,12 +326,16 @@ impl Engine {
         self.inner.index.create_bucket(&state).await?;
         self.start_history(name, state.head, 0).await?;
         self.handle(name).forget_head();
+        self.note_head(name, state.head, 0);
         Ok(state)
     }
 
     pub async fn delete_bucket(&self, name: &str) -> Result<(), EngineError> {
         self.inner.index.delete_bucket(name).await?;
         self.handle(name).forget_head();
+        if let Some(c) = &self.inner.cold {
+            c.forget_bucket(name);
+        }
         // A bucket created later under this name has a history of its own.
         self.inner
             .latest_checkpoints
@@ -351,6 +399,7 @@ impl Engine {
         S: Stream<Item = Result<Bytes, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.admit()?;
         let chunk = usize::try_from(bucket.settings.chunk_size)
             .unwrap_or(billet_unixfs::DEFAULT_CHUNK_SIZE);
         body::stage(
@@ -448,8 +497,10 @@ impl Engine {
         }
     }
 
-    /// Bytes `[start, end)` of a manifest's body.
-    pub fn read_body(
+    /// Bytes `[start, end)` of a manifest's body. The first piece is read
+    /// before this returns, so a body that cannot be read fails here (an
+    /// S3 error) rather than after the response has started.
+    pub async fn read_body(
         &self,
         manifest: &Manifest,
         start: u64,
@@ -458,7 +509,7 @@ impl Engine {
         let root = manifest
             .body
             .ok_or_else(|| EngineError::Invalid("a delete marker has no body".into()))?;
-        body::read(self.inner.store.clone(), root, manifest.size, start, end)
+        body::read(self.inner.store.clone(), root, manifest.size, start, end).await
     }
 
     /// A whole body in memory (tests, small internal reads).

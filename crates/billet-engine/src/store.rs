@@ -71,6 +71,12 @@ impl CachedStore {
         self.read_bytes.load(Ordering::Relaxed)
     }
 
+    /// Whether reading `cid` needs no remote fetch (cached, or on local
+    /// disk).
+    pub fn is_local(&self, cid: &Cid) -> bool {
+        digest_of(cid).is_some_and(|d| self.cache.get(&d).is_some()) || self.log.is_local(cid)
+    }
+
     /// Remembers a block just written (it is verified: it was built here).
     pub fn remember(&self, cid: &Cid, data: &Bytes) {
         if data.len() <= CACHE_MAX_BLOCK

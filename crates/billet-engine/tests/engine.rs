@@ -172,7 +172,10 @@ async fn reopening_keeps_everything() {
     assert_eq!(e.read_all(&v.manifest).await.unwrap(), data);
     // Ranged reads cross chunk boundaries.
     let mut got = Vec::new();
-    let mut s = e.read_body(&v.manifest, 1_048_000, 2_100_000).unwrap();
+    let mut s = e
+        .read_body(&v.manifest, 1_048_000, 2_100_000)
+        .await
+        .unwrap();
     while let Some(piece) = futures_util::StreamExt::next(&mut s).await {
         got.extend_from_slice(&piece.unwrap());
     }

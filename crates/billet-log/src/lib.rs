@@ -48,7 +48,7 @@ pub use config::{LogConfig, PlaneConfig};
 pub use error::LogError;
 pub use fs::{LogFile, LogFs, StdFs, write_durable};
 pub use install::{install_evicted, start_segment};
-pub use log::{Log, SegmentInfo, SegmentState};
+pub use log::{Log, SegmentInfo, SegmentState, read_remote_note, sidecar_block_ends};
 pub use plane::Plane;
 pub use receipt::Receipt;
 pub use residency::ColdStore;

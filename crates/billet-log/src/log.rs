@@ -377,6 +377,17 @@ impl Log {
         self.plane(plane).writer().seg_id
     }
 
+    /// The newest segment of `plane` holding a block: every block written
+    /// so far is in it or an earlier one. `None` if the plane holds none.
+    pub fn last_written_segment(&self, plane: PlaneKind) -> Option<u64> {
+        let w = self.plane(plane).writer();
+        if w.len > w.start_len {
+            Some(w.seg_id)
+        } else {
+            w.seg_id.checked_sub(1)
+        }
+    }
+
     /// Calls `f` with every block of `plane`'s segments numbered `from` and
     /// up, sealed and open, in the order they were written. Roll-forward
     /// reads the catalog plane's tail with it at start-up.
@@ -485,12 +496,7 @@ impl Log {
 
     /// The cold tier's note of a segment's remote copy, if any.
     pub fn remote_note(&self, plane: PlaneKind, id: u64) -> Result<Option<Vec<u8>>, LogError> {
-        let path = self.plane_dir(plane).join(remote_name(id));
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(LogError::io("reading", &path, e)),
-        }
+        read_remote_note(&self.root, plane, id)
     }
 
     /// Removes a sealed segment's local file; its blocks are read through
@@ -587,6 +593,38 @@ impl Log {
         let mut buf = vec![0u8; loc.len as usize];
         file.read_exact_at(&mut buf, loc.offset).map_err(io)?;
         Ok(Block::verified(*cid, buf)?.into_parts().1)
+    }
+}
+
+/// Checks that `bytes` is the sidecar of segment `id` of `plane` and
+/// returns the segment length it records and each block's end offset.
+pub fn sidecar_block_ends(
+    bytes: &[u8],
+    plane: PlaneKind,
+    id: u64,
+) -> Result<(u64, Vec<u64>), String> {
+    let (len, entries) = crate::sidecar::decode_any_len(bytes, plane, id, None)?;
+    Ok((
+        len,
+        entries
+            .iter()
+            .map(|e| e.offset + u64::from(e.len))
+            .collect(),
+    ))
+}
+
+/// The cold tier's note of a segment's remote copy in the log at `root`,
+/// if any (for readers that hold no [`Log`]).
+pub fn read_remote_note(
+    root: &Path,
+    plane: PlaneKind,
+    id: u64,
+) -> Result<Option<Vec<u8>>, LogError> {
+    let path = root.join(plane.name()).join(remote_name(id));
+    match std::fs::read(&path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io("reading", &path, e)),
     }
 }
 

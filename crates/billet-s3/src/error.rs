@@ -41,6 +41,25 @@ pub fn to_s3(e: EngineError) -> S3Error {
         ),
         e @ EngineError::EntityTooSmall { .. } => s3_error!(EntityTooSmall, "{e}"),
         EngineError::MethodNotAllowed(why) => s3_error!(MethodNotAllowed, "{why}"),
+        EngineError::SlowDown(why) => {
+            tracing::warn!(reason = %why, "write refused");
+            s3_error!(SlowDown, "Please reduce your request rate: {why}")
+        }
+        // A block that cannot be read (missing or damaged on the remote):
+        // this request fails, naming the block; the server goes on.
+        e if e.unreadable_block().is_some() => {
+            let cid = e.unreadable_block().map(|b| *b.cid());
+            tracing::error!(cid = ?cid.map(|c| c.to_string()), error = %e, "a block could not be read");
+            let mut err = S3Error::with_message(
+                S3ErrorCode::InternalError,
+                format!(
+                    "Block {} could not be read; the object is unavailable until it is repaired.",
+                    cid.map(|c| c.to_string()).unwrap_or_default()
+                ),
+            );
+            err.set_source(Box::new(e));
+            err
+        }
         other => {
             tracing::error!(error = %other, "internal error");
             let mut err = S3Error::with_message(

@@ -169,7 +169,10 @@ pub(crate) async fn get_object(
         ),
     )
     .await?;
-    let body = engine.read_body(&v.manifest, start, end).map_err(to_s3)?;
+    let body = engine
+        .read_body(&v.manifest, start, end)
+        .await
+        .map_err(to_s3)?;
     let m = &v.manifest;
     // A checksum describes the whole object, so ranges get none.
     let (checksums, checksum_type) = match (&i.checksum_mode, &content_range) {

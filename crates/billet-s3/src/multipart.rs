@@ -257,7 +257,10 @@ pub(crate) async fn upload_part_copy(
     // The range is read back through the ingest pipeline: leaves that
     // line up with the source's chunks hash to the same CIDs and are not
     // stored twice.
-    let body = engine.read_body(&src.manifest, start, end).map_err(to_s3)?;
+    let body = engine
+        .read_body(&src.manifest, start, end)
+        .await
+        .map_err(to_s3)?;
     let algos: Vec<ChecksumAlgorithm> =
         upload.checksum.map(|c| c.algorithm()).into_iter().collect();
     let staged = engine

@@ -150,6 +150,9 @@ pub(super) async fn commit_batch(
         match inner.index.commit(batch).await {
             Ok(()) => {
                 inner.stats.record_commit();
+                if let Some(cold) = &inner.cold {
+                    cold.note_head(inner.store.log(), &bucket.name, commit_cid, head.seq + 1);
+                }
                 *bucket.cached_head() = Some(Head {
                     commit: commit_cid,
                     seq: head.seq + 1,

@@ -58,6 +58,9 @@ pub(crate) async fn submit(
     bucket: &Arc<BucketQueue>,
     mutation: Mutation,
 ) -> Result<Outcome, EngineError> {
+    if let Some(cold) = &inner.cold {
+        cold.admit()?;
+    }
     let (tx, rx) = oneshot::channel();
     let start_worker = {
         let mut q = bucket.queue();
