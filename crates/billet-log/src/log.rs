@@ -581,11 +581,22 @@ impl Log {
         }
         let file = match self.files.get(loc.plane, loc.segment) {
             Ok(f) => f,
-            // Evicted between the check and the open.
+            // Evicted between the check and the open, here or by the
+            // server beside a read-only open (which then left its note).
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
-                    && resident.as_ref().is_some_and(|r| r.is_evicted()) =>
+                    && resident.as_ref().is_some_and(|r| {
+                        r.is_evicted()
+                            || self
+                                .plane_dir(loc.plane)
+                                .join(remote_name(loc.segment))
+                                .exists()
+                    }) =>
             {
+                if let Some(r) = &resident {
+                    r.set_noted();
+                    r.set_evicted();
+                }
                 return cold();
             }
             Err(e) => return Err(io(e)),

@@ -16,7 +16,8 @@ use crate::fs::{LogFile, LogFs, write_durable};
 use crate::locations::{BlockLocations, Location};
 use crate::plane::{Sealed, Writer};
 use crate::segment::{
-    FileKind, PlaneKind, descriptor, parse_name, segment_name, segment_start, sidecar_name,
+    FileKind, PlaneKind, descriptor, parse_name, remote_name, segment_name, segment_start,
+    sidecar_name,
 };
 use crate::segment_file::{NewSegment, create_segment, open_sync_files};
 use crate::sidecar::{self, Entry};
@@ -239,7 +240,7 @@ pub(crate) fn recover_plane(
             )?);
             continue;
         }
-        sealed.push(recover_sealed(
+        match recover_sealed(
             fs,
             dir,
             kind,
@@ -248,7 +249,27 @@ pub(crate) fn recover_plane(
             config,
             block_locations,
             repairs,
-        )?);
+        ) {
+            Ok(s) => sealed.push(s),
+            // Evicted by a running server since the listing (read-only
+            // opens run beside one).
+            Err(LogError::Io { source, .. })
+                if source.kind() == io::ErrorKind::NotFound
+                    && f.sidecar
+                    && fs.open(&dir.join(remote_name(id)), false).is_ok() =>
+            {
+                sealed.push(recover_evicted(
+                    fs,
+                    dir,
+                    kind,
+                    id,
+                    config,
+                    block_locations,
+                    repairs,
+                )?);
+            }
+            Err(e) => return Err(e),
+        }
     }
     if !last_found.segment {
         sealed.push(recover_evicted(

@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub log: LogFile,
     #[serde(default)]
     pub limits: LimitsFile,
+    pub remote: Option<crate::remote_config::RemoteFile>,
 }
 
 /// Bounds on connections and their timing (see `listener`).
@@ -125,6 +126,8 @@ pub struct Config {
     pub index: IndexBackend,
     pub log: billet_log::LogConfig,
     pub limits: Limits,
+    /// The cold tier, if a `[remote]` is configured.
+    pub remote: Option<crate::remote_config::Remote>,
 }
 
 /// How many connections the server holds and how long it waits for them.
@@ -268,7 +271,23 @@ impl Config {
             index,
             log,
             limits: Limits::from_file(&file.limits)?,
+            remote: crate::remote_config::Remote::from_file(file.remote.as_ref())?,
         })
+    }
+}
+
+impl Config {
+    /// What the engine is opened with: the log, the limits, and the cold
+    /// tier over its store when a remote is configured.
+    pub fn engine(&self) -> Result<billet_engine::EngineConfig> {
+        let mut ec = billet_engine::EngineConfig::new(&self.data_dir);
+        ec.chunk_size = self.chunk_size;
+        ec.cache_bytes = self.cache_bytes;
+        ec.max_put_bytes = self.max_put_bytes;
+        ec.min_part_size = self.min_part_size;
+        ec.log = self.log.clone();
+        ec.cold = self.remote.as_ref().map(|r| r.cold_config()).transpose()?;
+        Ok(ec)
     }
 }
 

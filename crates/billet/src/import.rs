@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use billet_engine::{Engine, EngineConfig};
+use billet_engine::Engine;
 
 use crate::config::Config;
 use crate::{keys, offline};
@@ -15,9 +15,7 @@ pub fn import(config: &Config, file: &Path, bucket: Option<&str>, owner: &str) -
     let car = offline::open_car(file)?;
     crate::runtime()?.block_on(async {
         let index = keys::open_index(config).await?;
-        let mut ec = EngineConfig::new(&config.data_dir);
-        ec.log = config.log.clone();
-        let engine = Engine::open(ec, index)
+        let engine = Engine::open(config.engine()?, index)
             .await
             .context("opening the data directory for writing")?;
         let report = engine

@@ -13,9 +13,12 @@ mod malloc;
 mod metrics;
 mod offline;
 mod prove;
+mod recover;
+mod remote_config;
 mod request_body;
 mod router;
 mod serve;
+mod status;
 mod verify;
 
 use std::path::PathBuf;
@@ -79,6 +82,19 @@ enum Command {
     /// Check a bucket (by name) or an exported CAR file (by path) without
     /// changing anything, and print a summary.
     Verify { target: String },
+    /// Show where the node's segments are (open, sealed, shipped,
+    /// evicted), the shipping backlog, the warm cache and each bucket's
+    /// shipped head. Safe while the server runs.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a node whose data directory is lost from its remote copy,
+    /// into an empty data directory: every bucket as of its shipped head,
+    /// each block checked. Use the lost node's configuration (same
+    /// `[remote]`, same `node`).
+    Recover,
     /// Build a proof from this node's data, signed with its identity
     /// (DAG-CBOR; --json for a rendering to read).
     Prove {
@@ -273,6 +289,16 @@ fn main() -> ExitCode {
             .and_then(|c| import::import(&c, &file, bucket.as_deref(), &owner)),
         Command::Verify { target } => {
             config::Config::load(&cli.overrides).and_then(|c| verify::verify(&c, &target))
+        }
+        Command::Status { json } => {
+            config::Config::load(&cli.overrides).and_then(|c| status::status(&c, json))
+        }
+        Command::Recover => {
+            let c = config::Config::load(&cli.overrides);
+            if let Ok(c) = &c {
+                init_tracing(&c.log_level);
+            }
+            c.and_then(|c| recover::recover(&c))
         }
         Command::Prove { what, output, json } => {
             config::Config::load(&cli.overrides).and_then(|c| prove::prove(&c, what, output, json))

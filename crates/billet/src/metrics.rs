@@ -4,7 +4,7 @@
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use billet_engine::Engine;
+use billet_engine::{Engine, NodeStatus};
 
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
@@ -25,8 +25,63 @@ pub fn record_request(op: &str, status: u16, seconds: f64, bytes_in: u64, bytes_
     counter!("billet_sent_bytes_total").increment(bytes_out);
 }
 
-/// Renders the metrics text, refreshing engine and log figures first.
-pub fn render(handle: &PrometheusHandle, engine: &Engine) -> String {
+/// The cold tier's figures (`billet status` shows the same ones).
+fn cold(engine: &Engine, status: &NodeStatus) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for p in &status.planes {
+        let plane = p.plane.clone();
+        for (state, t) in [
+            ("open", p.open),
+            ("sealed", p.sealed),
+            ("shipped", p.shipped),
+            ("evicted", p.evicted),
+        ] {
+            gauge!("billet_cold_segments", "plane" => plane.clone(), "state" => state)
+                .set(t.segments as f64);
+            gauge!("billet_cold_segment_bytes", "plane" => plane.clone(), "state" => state)
+                .set(t.bytes as f64);
+        }
+        gauge!("billet_cold_backlog_segments", "plane" => plane.clone())
+            .set(p.backlog.segments as f64);
+        gauge!("billet_cold_backlog_bytes", "plane" => plane.clone()).set(p.backlog.bytes as f64);
+        gauge!("billet_cold_local_bytes", "plane" => plane.clone()).set(p.local_bytes as f64);
+        gauge!("billet_cold_over_budget", "plane" => plane).set(f64::from(u8::from(p.over_budget)));
+    }
+    gauge!("billet_cold_warm_cache_bytes").set(status.warm_cache_bytes as f64);
+    gauge!("billet_cold_remote_fetches_total").set(status.remote_fetches as f64);
+    gauge!("billet_cold_remote_fetched_bytes_total").set(status.remote_fetched_bytes as f64);
+    gauge!("billet_cold_pending_deletes").set(status.pending_deletes as f64);
+    gauge!("billet_cold_heads_waiting").set(status.heads_waiting as f64);
+    for b in &status.buckets {
+        if let Some(seq) = b.shipped_seq {
+            gauge!("billet_cold_shipped_head_seq", "bucket" => b.bucket.clone()).set(seq as f64);
+        }
+        gauge!("billet_cold_shipped_head_lag_commits", "bucket" => b.bucket.clone())
+            .set(b.lag_commits as f64);
+    }
+    if let Some(c) = engine.cold() {
+        let s = c.ship_stats();
+        for (i, plane) in ["data", "catalog"].into_iter().enumerate() {
+            gauge!("billet_cold_shipped_segments_total", "plane" => plane)
+                .set(s.segments[i].load(Relaxed) as f64);
+            gauge!("billet_cold_shipped_bytes_total", "plane" => plane)
+                .set(s.bytes[i].load(Relaxed) as f64);
+            gauge!("billet_cold_stored_bytes_total", "plane" => plane)
+                .set(s.stored_bytes[i].load(Relaxed) as f64);
+            gauge!("billet_cold_evictions_total", "plane" => plane)
+                .set(s.evicted[i].load(Relaxed) as f64);
+        }
+        gauge!("billet_cold_errors_total").set(s.errors.load(Relaxed) as f64);
+        gauge!("billet_cold_remote_deletes_total").set(s.deletes.load(Relaxed) as f64);
+    }
+}
+
+/// Renders the metrics text, refreshing engine, log and cold-tier
+/// figures first.
+pub fn render(handle: &PrometheusHandle, engine: &Engine, status: Option<&NodeStatus>) -> String {
+    if let Some(status) = status {
+        cold(engine, status);
+    }
     use std::sync::atomic::Ordering::Relaxed;
     let s = engine.stats();
     gauge!("billet_commits_total").set(s.commits.load(Relaxed) as f64);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use billet_car::CarFile;
-use billet_engine::{Engine, EngineConfig, VerifyReport};
+use billet_engine::{Engine, VerifyReport};
 use billet_index::Index;
 
 use crate::config::Config;
@@ -15,8 +15,7 @@ use crate::config::Config;
 /// An engine over the log opened read-only, for a consistent head read
 /// while a server may be writing.
 pub async fn reader(config: &Config, index: Arc<dyn Index>) -> Result<Engine> {
-    let mut ec = EngineConfig::new(&config.data_dir);
-    ec.log = config.log.clone();
+    let mut ec = config.engine()?;
     ec.log.read_only = true;
     ec.log.verify_sealed_on_open = false;
     ec.roll_forward = false;

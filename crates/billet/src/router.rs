@@ -180,11 +180,20 @@ fn close(resp: &mut Response<Body>) {
 
 async fn operations(app: &App, what: &str) -> Response<Body> {
     match what {
-        "metrics" => text(
-            StatusCode::OK,
-            metrics::render(&app.metrics, &app.engine),
-            "text/plain; version=0.0.4",
-        ),
+        "metrics" => {
+            let status = match app.engine.status().await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the cold-tier status for /metrics failed");
+                    None
+                }
+            };
+            text(
+                StatusCode::OK,
+                metrics::render(&app.metrics, &app.engine, status.as_ref()),
+                "text/plain; version=0.0.4",
+            )
+        }
         "live" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
         _ => {
             let ok = app.ready.load(Ordering::SeqCst) && app.engine.list_buckets().await.is_ok();

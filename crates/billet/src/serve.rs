@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use billet_engine::{Engine, EngineConfig};
+use billet_engine::Engine;
 use billet_s3::{Authorizer, S3Options};
 use tokio::net::TcpListener;
 
@@ -31,15 +31,13 @@ pub async fn run(config: Config) -> Result<()> {
         println!("  AWS_ACCESS_KEY_ID={}", k.id);
         println!("  AWS_SECRET_ACCESS_KEY={}", k.secret);
     }
-    let mut ec = EngineConfig::new(&config.data_dir);
-    ec.chunk_size = config.chunk_size;
-    ec.cache_bytes = config.cache_bytes;
-    ec.max_put_bytes = config.max_put_bytes;
-    ec.min_part_size = config.min_part_size;
-    ec.log = config.log.clone();
-    let engine = Engine::open(ec, index)
+    let engine = Engine::open(config.engine()?, index)
         .await
         .context("opening the engine")?;
+    let cold = engine.start_cold();
+    if let Some(c) = engine.cold() {
+        tracing::info!(remote = %c.describe(), node = %c.node(), "shipping sealed segments");
+    }
     let authz = Authorizer::new(engine.clone());
     let s3 = billet_s3::service(
         engine.clone(),
@@ -142,6 +140,10 @@ pub async fn run(config: Config) -> Result<()> {
     };
     listener::serve(socket, app.clone(), cap, stopping, DRAIN).await;
     sealer.abort();
+    // An upload cut short is not recorded; it ships again next start.
+    if let Some(c) = cold {
+        c.stop(Duration::from_secs(5)).await;
+    }
     // Every acknowledged write is already durable; sealing makes the open
     // segments' sidecars ready for a quick restart.
     let log = engine.log().clone();
