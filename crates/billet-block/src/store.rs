@@ -19,6 +19,17 @@ pub trait BlockStore: Send + Sync {
     fn get(&self, cid: &Cid) -> Result<Bytes, BlockError>;
 
     fn has(&self, cid: &Cid) -> Result<bool, BlockError>;
+
+    /// How many bytes of blocks a sequential reader should announce ahead
+    /// of itself with [`BlockStore::prefetch`]; 0 (the default): the store
+    /// gains nothing from hints.
+    fn prefetch_window(&self) -> u64 {
+        0
+    }
+
+    /// A hint that `cids` will be read soon, in this order; the store may
+    /// start fetching them. Never fails: a real read reports problems.
+    fn prefetch(&self, _cids: &[Cid]) {}
 }
 
 impl<S: BlockStore + ?Sized> BlockStore for &S {
@@ -28,6 +39,12 @@ impl<S: BlockStore + ?Sized> BlockStore for &S {
     fn has(&self, cid: &Cid) -> Result<bool, BlockError> {
         (**self).has(cid)
     }
+    fn prefetch_window(&self) -> u64 {
+        (**self).prefetch_window()
+    }
+    fn prefetch(&self, cids: &[Cid]) {
+        (**self).prefetch(cids)
+    }
 }
 
 impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
@@ -36,6 +53,12 @@ impl<S: BlockStore + ?Sized> BlockStore for std::sync::Arc<S> {
     }
     fn has(&self, cid: &Cid) -> Result<bool, BlockError> {
         (**self).has(cid)
+    }
+    fn prefetch_window(&self) -> u64 {
+        (**self).prefetch_window()
+    }
+    fn prefetch(&self, cids: &[Cid]) {
+        (**self).prefetch(cids)
     }
 }
 

@@ -104,4 +104,17 @@ impl BlockStore for CachedStore {
     fn has(&self, cid: &Cid) -> Result<bool, BlockError> {
         Ok(digest_of(cid).is_some_and(|d| self.cache.get(&d).is_some()) || self.log.has(cid)?)
     }
+
+    fn prefetch_window(&self) -> u64 {
+        self.log.prefetch_window()
+    }
+
+    fn prefetch(&self, cids: &[Cid]) {
+        let cold: Vec<Cid> = cids
+            .iter()
+            .filter(|c| digest_of(c).is_none_or(|d| self.cache.get(&d).is_none()))
+            .copied()
+            .collect();
+        self.log.prefetch(&cold);
+    }
 }

@@ -651,4 +651,27 @@ impl BlockStore for Log {
     fn has(&self, cid: &Cid) -> Result<bool, BlockError> {
         Ok(self.block_locations.get(cid).is_some())
     }
+
+    fn prefetch_window(&self) -> u64 {
+        self.cold.get().map_or(0, |c| c.prefetch_window())
+    }
+
+    /// Hands the cold store the locations of those blocks that sit in
+    /// evicted segments; local ones need nothing.
+    fn prefetch(&self, cids: &[Cid]) {
+        let Some(cold) = self.cold.get() else { return };
+        let ranges: Vec<(PlaneKind, u64, u64, u64)> = cids
+            .iter()
+            .filter_map(|cid| self.block_locations.get(cid))
+            .filter(|loc| {
+                self.residency
+                    .get(loc.plane, loc.segment)
+                    .is_some_and(|r| r.is_evicted())
+            })
+            .map(|loc| (loc.plane, loc.segment, loc.offset, u64::from(loc.len)))
+            .collect();
+        if !ranges.is_empty() {
+            cold.prefetch(&ranges);
+        }
+    }
 }

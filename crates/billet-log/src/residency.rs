@@ -19,6 +19,16 @@ pub trait ColdStore: Send + Sync + std::fmt::Debug {
     /// `plane`, exactly (the log checks them against the block's CID).
     fn read(&self, plane: PlaneKind, segment: u64, offset: u64, len: u64)
     -> std::io::Result<Bytes>;
+
+    /// Bytes a reader should announce ahead of itself (see
+    /// [`ColdStore::prefetch`]).
+    fn prefetch_window(&self) -> u64 {
+        0
+    }
+
+    /// A hint that these `(plane, segment, offset, len)` ranges of
+    /// evicted segments will be read soon, in this order.
+    fn prefetch(&self, _ranges: &[(PlaneKind, u64, u64, u64)]) {}
 }
 
 #[derive(Debug, Default)]

@@ -12,6 +12,7 @@
 //! within a stream, so a large body's MD5 runs on its own blocking thread
 //! while the caller's task does everything else.
 
+mod ahead;
 mod checksum;
 mod error;
 mod ingest;

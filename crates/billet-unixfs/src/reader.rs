@@ -1,6 +1,7 @@
 use billet_block::{BlockStore, Cid, Codec};
 use bytes::Bytes;
 
+use crate::ahead::Ahead;
 use crate::error::UnixfsError;
 use crate::pb::{FileNode, decode_file_node};
 
@@ -58,6 +59,11 @@ pub struct RangeReader<S> {
     /// Set when the root itself is a raw leaf.
     pending: Option<(Cid, u64)>,
     failed: bool,
+    /// [`BlockStore::prefetch_window`] of the store, and the cursor that
+    /// announces leaves that far ahead (only with a window, for a dag-pb
+    /// root).
+    window: u64,
+    ahead: Option<Ahead>,
 }
 
 impl<S> std::fmt::Debug for RangeReader<S> {
@@ -82,7 +88,10 @@ impl<S: BlockStore> RangeReader<S> {
             end,
             pending: None,
             failed: false,
+            window: 0,
+            ahead: None,
         };
+        r.window = r.store.prefetch_window();
         if start == end && size != 0 {
             return Ok(r);
         }
@@ -92,6 +101,9 @@ impl<S: BlockStore> RangeReader<S> {
                 let bytes = r.store.get(&root)?;
                 let node = decode(&root, &bytes)?;
                 check_len(&root, node.content_len(), size)?;
+                if r.window > 0 {
+                    r.ahead = Some(Ahead::new(&node, start, end));
+                }
                 r.stack.push(Frame {
                     cid: root,
                     node,
@@ -161,6 +173,13 @@ impl<S: BlockStore> RangeReader<S> {
             }
             match Codec::from_code(cid.codec()) {
                 Some(Codec::Raw) => {
+                    // Renewed once half the window has been read (and
+                    // always before a leaf not yet announced).
+                    if let Some(ahead) = &mut self.ahead
+                        && ahead.announced < offset.saturating_add(size.max(self.window / 2))
+                    {
+                        ahead.advance(&self.store, offset.saturating_add(size.max(self.window)));
+                    }
                     if let Some(slice) = self.leaf(&cid, offset, size)? {
                         return Ok(Some(slice));
                     }

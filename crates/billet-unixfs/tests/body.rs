@@ -223,3 +223,81 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// A store that records reads and prefetch hints, in order.
+struct Hinted {
+    inner: MemoryBlockStore,
+    window: u64,
+    log: std::sync::Mutex<Vec<(bool, billet_block::Cid)>>,
+}
+
+impl BlockStore for Hinted {
+    fn get(&self, cid: &billet_block::Cid) -> Result<Bytes, billet_block::BlockError> {
+        self.log.lock().unwrap().push((false, *cid));
+        self.inner.get(cid)
+    }
+    fn has(&self, cid: &billet_block::Cid) -> Result<bool, billet_block::BlockError> {
+        self.inner.has(cid)
+    }
+    fn prefetch_window(&self) -> u64 {
+        self.window
+    }
+    fn prefetch(&self, cids: &[billet_block::Cid]) {
+        self.log
+            .lock()
+            .unwrap()
+            .extend(cids.iter().map(|c| (true, *c)));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The hints of a range read, against the model "with a window, every
+    /// leaf is announced before it is read, once per place in the tree, and
+    /// only blocks the read needs are announced; without one, nothing is"
+    /// (interior nodes on the way to the first leaf are read before the
+    /// cursor starts).
+    #[test]
+    fn a_range_read_hints_each_block_once_before_reading_it(
+        len in 0usize..20_000,
+        chunk in 1usize..300,
+        window in 0u64..4000,
+        a in any::<prop::sample::Index>(),
+        b in any::<prop::sample::Index>(),
+    ) {
+        let data = pattern(len);
+        let (got, blocks) = ingest_bytes(&data, &opts(chunk)).unwrap();
+        let store = Hinted { inner: store_of(blocks), window, log: Default::default() };
+        let (a, b) = (a.index(len + 1), b.index(len + 1));
+        let (start, end) = (a.min(b), a.max(b));
+        let mut out = Vec::new();
+        for piece in read_range(&store, got.root.cid, got.size(), start as u64, end as u64).unwrap() {
+            out.extend_from_slice(&piece.unwrap());
+        }
+        prop_assert_eq!(&out, &data[start..end]);
+        let log = store.log.into_inner().unwrap();
+        let mut hinted = std::collections::HashMap::new();
+        for (i, (hint, cid)) in log.iter().enumerate() {
+            if *hint {
+                prop_assert!(window > 0, "hints without a window");
+                let leaf = cid.codec() == Codec::Raw.code();
+                prop_assert!(hinted.insert(*cid, i).is_none() || !leaf || chunk_dup(&data, chunk), "a leaf hinted twice");
+            } else if cid.codec() == Codec::Raw.code() && *cid != got.root.cid && window > 0 {
+                prop_assert!(hinted.contains_key(cid), "a leaf read before its hint");
+            }
+        }
+        // Nothing hinted that the read never needed.
+        let read: std::collections::HashSet<_> = log.iter().filter(|(h, _)| !h).map(|(_, c)| *c).collect();
+        for cid in hinted.keys() {
+            prop_assert!(read.contains(cid), "hinted a block outside the range");
+        }
+    }
+}
+
+/// Whether equal chunks occur (the same CID then appears as several
+/// children, and is rightly announced once per position).
+fn chunk_dup(data: &[u8], chunk: usize) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    data.chunks(chunk).any(|c| !seen.insert(c))
+}

@@ -123,8 +123,8 @@ impl Remote {
             data: plane(&f.data, "data", Compression::Auto)?,
             catalog: plane(&f.catalog, "catalog", Compression::Always)?,
             read_timeout: Duration::from_millis(f.read_timeout_ms.unwrap_or(10_000).max(1)),
-            cache_bytes: f.cache_bytes.unwrap_or(64 << 20),
-            readahead_bytes: f.readahead_bytes.unwrap_or(8 << 20),
+            cache_bytes: f.cache_bytes.unwrap_or(256 << 20),
+            readahead_bytes: f.readahead_bytes.unwrap_or(32 << 20),
         }))
     }
 

@@ -1,22 +1,23 @@
 //! Reads of evicted segments: the frame holding the asked bytes is found
 //! in the segment's frame table (from its local `.remote` note), fetched
 //! by one ranged GET, decoded, kept in a byte-bounded warm cache, and
-//! sliced. Concurrent readers of one frame share one fetch; a reader
-//! moving through a segment frame by frame has the next frames fetched
-//! ahead of it. The log checks every block it gets against its CID, so a
+//! sliced. Concurrent readers of one frame share one fetch; a body reader
+//! announces the blocks ahead of it (`prefetch`), and their frames are
+//! fetched meanwhile, consecutive ones merged into one ranged GET. The log checks every block it gets against its CID, so a
 //! short, altered or missing frame fails that block's read, naming it.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use billet_log::{ColdStore, PlaneKind};
-use billet_remote::{Backoff, Remote, RemoteCopy, RemoteError, frames};
+use billet_remote::{Backoff, Encoding, Remote, RemoteCopy, RemoteError, frames};
 use bytes::{Bytes, BytesMut};
-use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use quick_cache::{OptionsBuilder, Weighter};
 
 use super::runtime::RemoteRuntime;
 
@@ -63,11 +64,9 @@ impl Slot {
     }
 }
 
-/// A segment's remote copy, with where its last reader was.
+/// A segment's remote copy.
 struct Segment {
     copy: RemoteCopy,
-    /// The last frame read on demand, plus one (0: none yet).
-    last: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +96,9 @@ pub(crate) struct ColdReader {
     segments: RwLock<HashMap<(PlaneKind, u64), Arc<Segment>>>,
     warm: Arc<Cache<FrameKey, Bytes, FrameWeight>>,
     in_flight: Arc<Mutex<HashMap<FrameKey, Arc<Slot>>>>,
+    /// Bytes of fetches under way; read-ahead stops at half the cache, so
+    /// many readers at once cannot hold more than that in buffers.
+    fetching: Arc<AtomicU64>,
     pub(crate) stats: Arc<ReadStats>,
 }
 
@@ -124,11 +126,23 @@ impl ColdReader {
             log_root,
             remote,
             rt,
-            warm: Arc::new(Cache::with_weighter(
-                (cap / (64 << 10)).max(16) as usize,
-                cap,
+            warm: Arc::new(Cache::with_options(
+                // Few shards: a shard holds a slice of the capacity, and a
+                // 1 MiB frame must fit the slice's share for new entries.
+                // Half for new entries: read-ahead frames are new until
+                // their reader arrives, and must not be the first to go.
+                OptionsBuilder::new()
+                    .estimated_items_capacity((cap / (64 << 10)).max(16) as usize)
+                    .weight_capacity(cap)
+                    .shards(2)
+                    .hot_allocation(0.5)
+                    .build()
+                    .expect("capacity and item estimate are set"),
                 FrameWeight,
+                Default::default(),
+                Default::default(),
             )),
+            fetching: Arc::new(AtomicU64::new(0)),
             config,
             segments: RwLock::new(HashMap::new()),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
@@ -159,10 +173,7 @@ impl ColdReader {
             .ok_or_else(|| other(format!("{plane} segment {id} has no remote copy noted")))?;
         let copy = RemoteCopy::decode(&note)
             .map_err(|e| other(format!("the remote note of {plane} segment {id}: {e}")))?;
-        let seg = Arc::new(Segment {
-            copy,
-            last: AtomicU64::new(0),
-        });
+        let seg = Arc::new(Segment { copy });
         self.segments
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -183,18 +194,46 @@ impl ColdReader {
         let slot = Arc::new(Slot::default());
         in_flight.insert(key, slot.clone());
         drop(in_flight);
+        let f = key.frame as usize;
+        self.fetch(key.plane, key.segment, seg, f..f + 1, vec![slot.clone()]);
+        Some(slot)
+    }
 
-        let i = key.frame as usize;
-        let stored = seg.copy.frames.stored_range(i);
-        let raw = seg.copy.frames.raw_range(i);
+    /// One ranged GET for the consecutive frames `frames` (registered in
+    /// flight by the caller, one slot each): each is decoded, cached and
+    /// handed to its waiters. A run shares one request, so the remote
+    /// reads each of its own blocks once rather than once per frame.
+    fn fetch(
+        &self,
+        plane: PlaneKind,
+        segment: u64,
+        seg: &Arc<Segment>,
+        frames: Range<usize>,
+        slots: Vec<Arc<Slot>>,
+    ) {
+        let table = &seg.copy.frames;
+        let stored = table.stored_range(frames.start).start..table.stored_range(frames.end - 1).end;
+        let parts: Vec<(Range<u64>, u64)> = frames
+            .clone()
+            .map(|f| {
+                let r = table.stored_range(f);
+                let raw = table.raw_range(f);
+                (
+                    r.start - stored.start..r.end - stored.start,
+                    raw.end - raw.start,
+                )
+            })
+            .collect();
+        let first = frames.start as u32;
         let encoding = seg.copy.encoding;
         let object = seg.copy.key.clone();
         let remote = self.remote.clone();
         let (timeout, attempts) = (self.config.timeout, self.config.attempts);
         let stats = self.stats.clone();
         let warm = self.warm.clone();
-        let done = slot.clone();
         let in_flight = self.in_flight.clone();
+        let fetching = self.fetching.clone();
+        fetching.fetch_add(stored.end - stored.start, Ordering::Relaxed);
         self.rt.handle().spawn(async move {
             let want = stored.end - stored.start;
             let fetched = billet_remote::retrying(
@@ -219,7 +258,7 @@ impl ColdReader {
                 },
             )
             .await;
-            let result = match fetched {
+            let run = match fetched {
                 Ok(b) if b.len() as u64 != want => Err(format!(
                     "{object} bytes {}..{}: the remote returned {} bytes, not {want}",
                     stored.start,
@@ -229,24 +268,44 @@ impl ColdReader {
                 Ok(b) => {
                     stats.fetches.fetch_add(1, Ordering::Relaxed);
                     stats.fetched_bytes.fetch_add(want, Ordering::Relaxed);
-                    frames::decode_frame(encoding, b, raw.end - raw.start)
-                        .map_err(|e| format!("{object} frame {}: {e}", key.frame))
+                    Ok(b)
                 }
                 Err(e) => Err(e.to_string()),
             };
-            match &result {
-                Ok(b) => warm.insert(key, b.clone()),
-                Err(_) => {
-                    stats.failures.fetch_add(1, Ordering::Relaxed);
+            fetching.fetch_sub(want, Ordering::Relaxed);
+            let single = parts.len() == 1;
+            for (i, ((range, raw_len), slot)) in parts.into_iter().zip(slots).enumerate() {
+                let frame = first + i as u32;
+                let key = FrameKey {
+                    plane,
+                    segment,
+                    frame,
+                };
+                let result = run.as_ref().map_err(Clone::clone).and_then(|b| {
+                    let part = b.slice(range.start as usize..range.end as usize);
+                    // A slice would keep the whole run's buffer alive for
+                    // as long as the cache holds any one of its frames.
+                    let part = if single || encoding == Encoding::Zstd {
+                        part
+                    } else {
+                        Bytes::copy_from_slice(&part)
+                    };
+                    frames::decode_frame(encoding, part, raw_len)
+                        .map_err(|e| format!("{object} frame {frame}: {e}"))
+                });
+                match &result {
+                    Ok(b) => warm.insert(key, b.clone()),
+                    Err(_) => {
+                        stats.failures.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                slot.finish(result);
             }
-            in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            done.finish(result);
         });
-        Some(slot)
     }
 
     /// How long a reader waits for a frame before giving up.
@@ -269,23 +328,59 @@ impl ColdReader {
         }
     }
 
-    /// Fetches the frames after `last` ahead of a sequential reader.
-    fn read_ahead(&self, plane: PlaneKind, segment: u64, seg: &Arc<Segment>, last: usize) {
-        let frames = &seg.copy.frames;
-        let mut budget = self.config.readahead_bytes.min(self.warm_capacity() / 4);
-        for f in last + 1..frames.len() {
-            let r = frames.raw_range(f);
+    /// Bytes a reader announces ahead of itself.
+    fn window(&self) -> u64 {
+        self.config.readahead_bytes.min(self.warm_capacity() / 4)
+    }
+
+    /// Starts fetching `frames` (in reading order) that are neither cached
+    /// nor on their way, merging consecutive ones of a segment into runs
+    /// of up to half the read-ahead, each one ranged GET.
+    fn start_runs(&self, frames: &[(PlaneKind, u64, Arc<Segment>, usize)]) {
+        let run_max = (self.window() / 2).max(1);
+        let mut room =
+            (self.warm_capacity() / 2).saturating_sub(self.fetching.load(Ordering::Relaxed));
+        type Run = (
+            PlaneKind,
+            u64,
+            Arc<Segment>,
+            Range<usize>,
+            u64,
+            Vec<Arc<Slot>>,
+        );
+        let mut runs: Vec<Run> = Vec::new();
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for (plane, segment, seg, f) in frames {
+            let key = FrameKey {
+                plane: *plane,
+                segment: *segment,
+                frame: *f as u32,
+            };
+            if in_flight.contains_key(&key) || self.warm.contains_key(&key) {
+                continue;
+            }
+            let r = seg.copy.frames.raw_range(*f);
             let len = r.end - r.start;
-            if len > budget {
+            if len > room {
                 break;
             }
-            budget -= len;
-            let key = FrameKey {
-                plane,
-                segment,
-                frame: f as u32,
-            };
-            let _ = self.start(key, seg);
+            room -= len;
+            let slot = Arc::new(Slot::default());
+            in_flight.insert(key, slot.clone());
+            match runs.last_mut() {
+                Some((p, s, _, range, bytes, slots))
+                    if p == plane && s == segment && range.end == *f && *bytes + len <= run_max =>
+                {
+                    range.end += 1;
+                    *bytes += len;
+                    slots.push(slot);
+                }
+                _ => runs.push((*plane, *segment, seg.clone(), *f..*f + 1, len, vec![slot])),
+            }
+        }
+        drop(in_flight);
+        for (plane, segment, seg, range, _, slots) in runs {
+            self.fetch(plane, segment, &seg, range, slots);
         }
     }
 }
@@ -311,12 +406,6 @@ impl ColdStore for ColdReader {
                 seg.copy.frames.raw_len()
             ))
         })?;
-        let prev = seg.last.swap(frames.end as u64, Ordering::Relaxed);
-        // Started where the last read ended, or inside its last frame:
-        // sequential.
-        if prev != 0 && (frames.start as u64 == prev || frames.start as u64 + 1 == prev) {
-            self.read_ahead(plane, segment, &seg, frames.end - 1);
-        }
         let mut out = BytesMut::with_capacity(len as usize);
         for f in frames {
             let key = FrameKey {
@@ -339,5 +428,31 @@ impl ColdStore for ColdReader {
             out.extend_from_slice(&bytes[from as usize..to as usize]);
         }
         Ok(out.freeze())
+    }
+
+    fn prefetch_window(&self) -> u64 {
+        self.window()
+    }
+
+    fn prefetch(&self, ranges: &[(PlaneKind, u64, u64, u64)]) {
+        let mut frames: Vec<(PlaneKind, u64, Arc<Segment>, usize)> = Vec::new();
+        for &(plane, segment, offset, len) in ranges {
+            // A segment whose note cannot be read fails its real read.
+            let Ok(seg) = self.segment(plane, segment) else {
+                continue;
+            };
+            let Some(range) = seg.copy.frames.frames_for(offset..offset + len.max(1)) else {
+                continue;
+            };
+            for f in range {
+                let dup = frames
+                    .last()
+                    .is_some_and(|(p, s, _, l)| *p == plane && *s == segment && *l == f);
+                if !dup {
+                    frames.push((plane, segment, seg.clone(), f));
+                }
+            }
+        }
+        self.start_runs(&frames);
     }
 }
