@@ -115,6 +115,6 @@ impl BlockStore for CachedStore {
             .filter(|c| digest_of(c).is_none_or(|d| self.cache.get(&d).is_none()))
             .copied()
             .collect();
-        self.log.prefetch(&cold);
+        BlockStore::prefetch(self.log.as_ref(), &cold);
     }
 }

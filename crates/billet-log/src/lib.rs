@@ -27,6 +27,7 @@
 //! lost. If even the cut fails the plane refuses further writes until the
 //! log is reopened, which recovers it.
 
+mod cold;
 mod config;
 mod error;
 pub mod fault;
@@ -44,11 +45,12 @@ mod sidecar;
 #[doc(hidden)]
 pub mod testkit;
 
+pub use cold::{read_remote_note, sidecar_block_ends};
 pub use config::{LogConfig, PlaneConfig};
 pub use error::LogError;
 pub use fs::{LogFile, LogFs, StdFs, write_durable};
 pub use install::{install_evicted, start_segment};
-pub use log::{Log, SegmentInfo, SegmentState, read_remote_note, sidecar_block_ends};
+pub use log::{Log, SegmentInfo, SegmentState};
 pub use plane::Plane;
 pub use receipt::Receipt;
 pub use residency::ColdStore;

@@ -7,13 +7,13 @@ use bytes::Bytes;
 
 use crate::config::LogConfig;
 use crate::error::LogError;
-use crate::fs::{LogFile, LogFs, StdFs, write_durable};
+use crate::fs::{LogFile, LogFs, StdFs};
 use crate::locations::{BlockLocations, Location};
 use crate::plane::Plane;
 use crate::receipt::Receipt;
 use crate::recovery::recover_plane;
 use crate::residency::{ColdStore, Residency};
-use crate::segment::{PlaneKind, remote_name, segment_name, sidecar_name};
+use crate::segment::{PlaneKind, remote_name, segment_name};
 
 /// Whether a segment still takes appends, and where its bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +43,8 @@ pub struct SegmentInfo {
 
 /// Read handles to segment files, at most `cap` kept open.
 #[derive(Debug)]
-struct Files {
-    fs: Arc<dyn LogFs>,
+pub(crate) struct Files {
+    pub(crate) fs: Arc<dyn LogFs>,
     root: PathBuf,
     cap: usize,
     open: Mutex<HashMap<(PlaneKind, u64), Arc<dyn LogFile>>>,
@@ -68,7 +68,7 @@ impl Files {
         Ok(f)
     }
 
-    fn forget(&self, plane: PlaneKind, seg: u64) {
+    pub(crate) fn forget(&self, plane: PlaneKind, seg: u64) {
         self.open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -78,14 +78,14 @@ impl Files {
 
 /// The two-plane journal. See the crate documentation.
 pub struct Log {
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     data: Arc<Plane>,
     catalog: Arc<Plane>,
-    block_locations: Arc<BlockLocations>,
-    residency: Arc<Residency>,
+    pub(crate) block_locations: Arc<BlockLocations>,
+    pub(crate) residency: Arc<Residency>,
     /// Where reads of evicted segments go (the cold tier attaches it).
-    cold: OnceLock<Arc<dyn ColdStore>>,
-    files: Files,
+    pub(crate) cold: OnceLock<Arc<dyn ColdStore>>,
+    pub(crate) files: Files,
     /// What opening had to repair or drop (only with `repair`).
     repairs: Vec<String>,
     /// Held while this process may write: a log has one writer.
@@ -212,12 +212,6 @@ impl Log {
         })
     }
 
-    /// Where reads of evicted segments go from now on. Only the first call
-    /// counts.
-    pub fn attach_cold(&self, cold: Arc<dyn ColdStore>) {
-        let _ = self.cold.set(cold);
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -257,7 +251,7 @@ impl Log {
         &self.repairs
     }
 
-    fn plane(&self, kind: PlaneKind) -> &Arc<Plane> {
+    pub(crate) fn plane(&self, kind: PlaneKind) -> &Arc<Plane> {
         match kind {
             PlaneKind::Data => &self.data,
             PlaneKind::Catalog => &self.catalog,
@@ -424,130 +418,8 @@ impl Log {
         Ok(())
     }
 
-    fn read_cold(
-        &self,
-        plane: PlaneKind,
-        seg: u64,
-        offset: u64,
-        len: u64,
-    ) -> std::io::Result<Bytes> {
-        let cold = self.cold.get().ok_or_else(|| {
-            std::io::Error::other(format!(
-                "{plane} segment {seg} is evicted and no remote store is configured"
-            ))
-        })?;
-        let bytes = cold.read(plane, seg, offset, len)?;
-        if bytes.len() as u64 != len {
-            return Err(std::io::Error::other(format!(
-                "the remote returned {} bytes of {plane} segment {seg} at {offset}, not {len}",
-                bytes.len()
-            )));
-        }
-        Ok(bytes)
-    }
-
-    fn plane_dir(&self, plane: PlaneKind) -> PathBuf {
+    pub(crate) fn plane_dir(&self, plane: PlaneKind) -> PathBuf {
         self.root.join(plane.name())
-    }
-
-    /// A sealed segment's sidecar bytes and the end offset of each of its
-    /// blocks, in file order (the cold tier cuts frames there).
-    pub fn sidecar(&self, plane: PlaneKind, id: u64) -> Result<(Vec<u8>, Vec<u64>), LogError> {
-        let path = self.plane_dir(plane).join(sidecar_name(id));
-        let bytes = std::fs::read(&path).map_err(|e| LogError::io("reading", &path, e))?;
-        let (_, entries) =
-            crate::sidecar::decode_any_len(&bytes, plane, id, None).map_err(|reason| {
-                LogError::DamagedSegment {
-                    path: path.clone(),
-                    offset: 0,
-                    reason,
-                }
-            })?;
-        let ends = entries
-            .iter()
-            .map(|e| e.offset + u64::from(e.len))
-            .collect();
-        Ok((bytes, ends))
-    }
-
-    fn sealed_resident(
-        &self,
-        plane: PlaneKind,
-        id: u64,
-    ) -> Result<Arc<crate::residency::Resident>, LogError> {
-        self.residency
-            .get(plane, id)
-            .ok_or_else(|| LogError::Layout {
-                path: self.plane_dir(plane).join(segment_name(id)),
-                reason: "not a sealed segment".into(),
-            })
-    }
-
-    /// Durably records the cold tier's note of a sealed segment's remote
-    /// copy (opaque bytes), kept beside the segment as `{id}.remote`.
-    pub fn note_remote(&self, plane: PlaneKind, id: u64, note: &[u8]) -> Result<(), LogError> {
-        let r = self.sealed_resident(plane, id)?;
-        let dir = self.plane_dir(plane);
-        write_durable(self.files.fs.as_ref(), &dir, &remote_name(id), note)
-            .map_err(|e| LogError::io("writing", dir.join(remote_name(id)), e))?;
-        r.set_noted();
-        Ok(())
-    }
-
-    /// The cold tier's note of a segment's remote copy, if any.
-    pub fn remote_note(&self, plane: PlaneKind, id: u64) -> Result<Option<Vec<u8>>, LogError> {
-        read_remote_note(&self.root, plane, id)
-    }
-
-    /// Removes a sealed segment's local file; its blocks are read through
-    /// the cold store from now on. The segment must carry a remote note.
-    /// Returns the bytes freed (0 if it was evicted already).
-    pub fn evict(&self, plane: PlaneKind, id: u64) -> Result<u64, LogError> {
-        let r = self.sealed_resident(plane, id)?;
-        let path = self.plane_dir(plane).join(segment_name(id));
-        if r.is_evicted() {
-            return Ok(0);
-        }
-        if !r.is_noted() {
-            return Err(LogError::Layout {
-                path,
-                reason: "refusing to evict a segment with no remote copy noted".into(),
-            });
-        }
-        let p = self.plane(plane);
-        let len = {
-            let mut w = p.writer();
-            let Some(s) = w.sealed.iter_mut().find(|s| s.id == id) else {
-                return Err(LogError::Layout {
-                    path,
-                    reason: "not a sealed segment".into(),
-                });
-            };
-            s.evicted = true;
-            s.len
-        };
-        // Readers that already hold the file keep reading it (the inode
-        // lives until they let go); new reads see the flag first.
-        r.set_evicted();
-        self.files.forget(plane, id);
-        let fs = self.files.fs.as_ref();
-        match fs.remove(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(LogError::io("removing", &path, e)),
-        }
-        fs.sync_dir(&self.plane_dir(plane))
-            .map_err(|e| LogError::io("syncing", self.plane_dir(plane), e))?;
-        Ok(len)
-    }
-
-    /// Whether a block's bytes are on local disk (or in the open segment).
-    pub fn is_local(&self, cid: &Cid) -> bool {
-        self.block_locations.get(cid).is_some_and(|loc| {
-            self.residency
-                .get(loc.plane, loc.segment)
-                .is_none_or(|r| !r.is_evicted())
-        })
     }
 
     /// fsyncs issued by the data and catalog planes since opening.
@@ -607,38 +479,6 @@ impl Log {
     }
 }
 
-/// Checks that `bytes` is the sidecar of segment `id` of `plane` and
-/// returns the segment length it records and each block's end offset.
-pub fn sidecar_block_ends(
-    bytes: &[u8],
-    plane: PlaneKind,
-    id: u64,
-) -> Result<(u64, Vec<u64>), String> {
-    let (len, entries) = crate::sidecar::decode_any_len(bytes, plane, id, None)?;
-    Ok((
-        len,
-        entries
-            .iter()
-            .map(|e| e.offset + u64::from(e.len))
-            .collect(),
-    ))
-}
-
-/// The cold tier's note of a segment's remote copy in the log at `root`,
-/// if any (for readers that hold no [`Log`]).
-pub fn read_remote_note(
-    root: &Path,
-    plane: PlaneKind,
-    id: u64,
-) -> Result<Option<Vec<u8>>, LogError> {
-    let path = root.join(plane.name()).join(remote_name(id));
-    match std::fs::read(&path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(LogError::io("reading", &path, e)),
-    }
-}
-
 impl BlockStore for Log {
     fn get(&self, cid: &Cid) -> Result<Bytes, BlockError> {
         let loc = self
@@ -656,22 +496,7 @@ impl BlockStore for Log {
         self.cold.get().map_or(0, |c| c.prefetch_window())
     }
 
-    /// Hands the cold store the locations of those blocks that sit in
-    /// evicted segments; local ones need nothing.
     fn prefetch(&self, cids: &[Cid]) {
-        let Some(cold) = self.cold.get() else { return };
-        let ranges: Vec<(PlaneKind, u64, u64, u64)> = cids
-            .iter()
-            .filter_map(|cid| self.block_locations.get(cid))
-            .filter(|loc| {
-                self.residency
-                    .get(loc.plane, loc.segment)
-                    .is_some_and(|r| r.is_evicted())
-            })
-            .map(|loc| (loc.plane, loc.segment, loc.offset, u64::from(loc.len)))
-            .collect();
-        if !ranges.is_empty() {
-            cold.prefetch(&ranges);
-        }
+        self.prefetch_evicted(cids);
     }
 }

@@ -28,4 +28,4 @@ pub use error::RemoteError;
 pub use frames::{Encoding, FrameTable};
 pub use layout::{CAR_CONTENT_TYPE, Layout, Named, valid_node};
 pub use retry::{Backoff, retrying};
-pub use store::{Body, Listed, ObjectAttrs, ObjectRemote, Remote, open};
+pub use store::{Body, ByteStream, Listed, ObjectAttrs, ObjectRemote, Remote, open};

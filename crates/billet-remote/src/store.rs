@@ -58,6 +58,17 @@ pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
     /// Bytes `range` of the object. Fewer bytes than asked is an error the
     /// caller detects (a remote may truncate).
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, RemoteError>;
+    /// Bytes `range` of the object as they arrive, so a reader of a long
+    /// range can use its start before its end is in. The default asks
+    /// [`Remote::get_range`] and yields it whole.
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<ByteStream, RemoteError> {
+        let b = self.get_range(key, range).await?;
+        Ok(Box::pin(futures_util::stream::once(async move { Ok(b) })))
+    }
     /// The object's size, `None` if absent.
     async fn size(&self, key: &str) -> Result<Option<u64>, RemoteError>;
     /// Removes the object; an absent one is not an error.
@@ -65,6 +76,10 @@ pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
     /// Every object whose key starts with `prefix`.
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, RemoteError>;
 }
+
+/// The bytes of a ranged read, in arrival order.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, RemoteError>> + Send>>;
 
 /// A [`Remote`] over any `object_store` backend.
 #[derive(Debug)]
@@ -308,6 +323,27 @@ impl Remote for ObjectRemote {
             .get_range(&path, range)
             .await
             .map_err(|e| map_err("reading a range of", key, e))
+    }
+
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<ByteStream, RemoteError> {
+        let path = self.path(key)?;
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| map_err("reading a range of", key, e))?;
+        let key = key.to_string();
+        Ok(Box::pin(got.into_stream().map(move |r| {
+            r.map_err(|e| map_err("reading a range of", &key, e))
+        })))
     }
 
     async fn size(&self, key: &str) -> Result<Option<u64>, RemoteError> {

@@ -18,6 +18,9 @@ struct Node {
     next: usize,
     /// File offset of `children[next]`.
     offset: u64,
+    /// Children before this index that are interior nodes have been
+    /// announced (see `announce_nodes`).
+    nodes_announced: usize,
 }
 
 pub(crate) struct Ahead {
@@ -36,6 +39,7 @@ impl Ahead {
                 children: root.children.clone(),
                 next: 0,
                 offset: root.data.len() as u64,
+                nodes_announced: 0,
             }],
             announced: 0,
             start,
@@ -50,6 +54,7 @@ impl Ahead {
     pub(crate) fn advance<S: BlockStore>(&mut self, store: &S, limit: u64) {
         let mut leaves = Vec::new();
         while self.announced < limit {
+            let depth = self.stack.len();
             let Some(top) = self.stack.last_mut() else {
                 break;
             };
@@ -73,10 +78,11 @@ impl Ahead {
                     leaves.push(cid);
                     self.announced = offset + size;
                 }
-                Some(Codec::DagPb) if self.stack.len() < MAX_DEPTH => {
-                    // What is announced so far is fetched while this node
-                    // is read.
-                    leaves.push(cid);
+                Some(Codec::DagPb) if depth < MAX_DEPTH => {
+                    // What is announced so far, and the interior siblings
+                    // this advance will also descend into, are fetched
+                    // while this node is read: one wait, not one per part.
+                    announce_nodes(top, offset, limit.min(self.end), &mut leaves);
                     store.prefetch(&leaves);
                     leaves.clear();
                     let node = match store.get(&cid).map(|b| decode_file_node(&b)) {
@@ -90,6 +96,7 @@ impl Ahead {
                         offset: offset + node.data.len() as u64,
                         children: node.children,
                         next: 0,
+                        nodes_announced: 0,
                     });
                 }
                 _ => {
@@ -105,5 +112,23 @@ impl Ahead {
         if !leaves.is_empty() {
             store.prefetch(&leaves);
         }
+    }
+}
+
+/// Adds to `out` the interior-node children of `node` from the one just
+/// taken (at file offset `offset`) up to file offset `limit` that have not
+/// been announced yet.
+fn announce_nodes(node: &mut Node, offset: u64, limit: u64, out: &mut Vec<Cid>) {
+    let taken = node.next - 1;
+    let mut at = offset;
+    for (i, (cid, size)) in node.children.iter().enumerate().skip(taken) {
+        if at >= limit {
+            break;
+        }
+        if i >= node.nodes_announced && cid.codec() == Codec::DagPb.code() {
+            out.push(*cid);
+            node.nodes_announced = i + 1;
+        }
+        at += size;
     }
 }

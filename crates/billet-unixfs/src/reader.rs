@@ -64,6 +64,8 @@ pub struct RangeReader<S> {
     /// root).
     window: u64,
     ahead: Option<Ahead>,
+    /// How far ahead the next announcement reaches.
+    reach: u64,
 }
 
 impl<S> std::fmt::Debug for RangeReader<S> {
@@ -90,8 +92,10 @@ impl<S: BlockStore> RangeReader<S> {
             failed: false,
             window: 0,
             ahead: None,
+            reach: 0,
         };
         r.window = r.store.prefetch_window();
+        r.reach = (r.window / 8).max(1);
         if start == end && size != 0 {
             return Ok(r);
         }
@@ -173,12 +177,16 @@ impl<S: BlockStore> RangeReader<S> {
             }
             match Codec::from_code(cid.codec()) {
                 Some(Codec::Raw) => {
-                    // Renewed once half the window has been read (and
-                    // always before a leaf not yet announced).
+                    // Renewed once half the distance has been read (and
+                    // always before a leaf not yet announced); the
+                    // distance starts at an eighth of the window and
+                    // doubles, so the first leaves do not wait behind a
+                    // whole window of fetches.
                     if let Some(ahead) = &mut self.ahead
-                        && ahead.announced < offset.saturating_add(size.max(self.window / 2))
+                        && ahead.announced < offset.saturating_add(size.max(self.reach / 2))
                     {
-                        ahead.advance(&self.store, offset.saturating_add(size.max(self.window)));
+                        ahead.advance(&self.store, offset.saturating_add(size.max(self.reach)));
+                        self.reach = self.reach.saturating_mul(2).min(self.window);
                     }
                     if let Some(slice) = self.leaf(&cid, offset, size)? {
                         return Ok(Some(slice));

@@ -16,10 +16,16 @@ use std::time::Duration;
 use billet_log::{ColdStore, PlaneKind};
 use billet_remote::{Backoff, Encoding, Remote, RemoteCopy, RemoteError, frames};
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
 
 use super::runtime::RemoteRuntime;
+
+/// Most bytes one ranged GET of read-ahead asks for: a run streams, so
+/// its first frame does not wait for its last, but a long one holds its
+/// connection.
+const RUN_MAX: u64 = 16 << 20;
 
 /// One frame of one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -224,87 +230,130 @@ impl ColdReader {
                 )
             })
             .collect();
+        let stored_ends: Vec<u64> = parts.iter().map(|(r, _)| r.end).collect();
         let first = frames.start as u32;
         let encoding = seg.copy.encoding;
         let object = seg.copy.key.clone();
         let remote = self.remote.clone();
         let (timeout, attempts) = (self.config.timeout, self.config.attempts);
-        let stats = self.stats.clone();
         let warm = self.warm.clone();
         let in_flight = self.in_flight.clone();
         let fetching = self.fetching.clone();
         fetching.fetch_add(stored.end - stored.start, Ordering::Relaxed);
+        let stats_d = self.stats.clone();
+        let object_name = object.clone();
+        let deliver = move |i: usize, bytes: Result<Bytes, String>, slot: Arc<Slot>| {
+            let frame = first + i as u32;
+            let key = FrameKey {
+                plane,
+                segment,
+                frame,
+            };
+            let raw_len = parts[i].1;
+            let result = bytes.and_then(|b| {
+                frames::decode_frame(encoding, b, raw_len)
+                    .map_err(|e| format!("{object_name} frame {frame}: {e}"))
+            });
+            match &result {
+                Ok(b) => warm.insert(key, b.clone()),
+                Err(_) => {
+                    stats_d.failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            slot.finish(result);
+        };
+        let want = stored.end - stored.start;
+        let stats = self.stats.clone();
         self.rt.handle().spawn(async move {
-            let want = stored.end - stored.start;
-            let fetched = billet_remote::retrying(
-                attempts,
-                Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
-                || {
-                    let remote = remote.clone();
-                    let object = object.clone();
-                    let range = stored.clone();
-                    async move {
-                        match tokio::time::timeout(timeout, remote.get_range(&object, range)).await
-                        {
-                            Ok(r) => r,
-                            Err(_) => Err(RemoteError::Failed {
-                                op: "reading a range of",
-                                key: object,
-                                reason: format!("no answer within {timeout:?}"),
-                                retryable: true,
-                            }),
-                        }
-                    }
-                },
-            )
-            .await;
-            let run = match fetched {
-                Ok(b) if b.len() as u64 != want => Err(format!(
-                    "{object} bytes {}..{}: the remote returned {} bytes, not {want}",
-                    stored.start,
-                    stored.end,
-                    b.len()
-                )),
-                Ok(b) => {
+            if slots.len() == 1 {
+                let fetched = fetch_range(&*remote, &object, stored.clone(), timeout, attempts).await;
+                fetching.fetch_sub(want, Ordering::Relaxed);
+                if fetched.is_ok() {
                     stats.fetches.fetch_add(1, Ordering::Relaxed);
                     stats.fetched_bytes.fetch_add(want, Ordering::Relaxed);
-                    Ok(b)
                 }
-                Err(e) => Err(e.to_string()),
-            };
-            fetching.fetch_sub(want, Ordering::Relaxed);
-            let single = parts.len() == 1;
-            for (i, ((range, raw_len), slot)) in parts.into_iter().zip(slots).enumerate() {
-                let frame = first + i as u32;
-                let key = FrameKey {
-                    plane,
-                    segment,
-                    frame,
-                };
-                let result = run.as_ref().map_err(Clone::clone).and_then(|b| {
-                    let part = b.slice(range.start as usize..range.end as usize);
-                    // A slice would keep the whole run's buffer alive for
-                    // as long as the cache holds any one of its frames.
-                    let part = if single || encoding == Encoding::Zstd {
-                        part
-                    } else {
-                        Bytes::copy_from_slice(&part)
-                    };
-                    frames::decode_frame(encoding, part, raw_len)
-                        .map_err(|e| format!("{object} frame {frame}: {e}"))
-                });
-                match &result {
-                    Ok(b) => warm.insert(key, b.clone()),
-                    Err(_) => {
-                        stats.failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(slot) = slots.into_iter().next() {
+                    deliver(0, fetched, slot);
+                }
+                return;
+            }
+            // A run streams: each frame goes to its readers as soon as its
+            // last byte is in, not when the whole run is.
+            let mut slots = slots.into_iter().enumerate();
+            let mut buf = BytesMut::new();
+            let mut at = 0u64;
+            let mut failure = None;
+            match tokio::time::timeout(timeout, remote.get_range_stream(&object, stored.clone())).await {
+                Ok(Ok(mut stream)) => {
+                    stats.fetches.fetch_add(1, Ordering::Relaxed);
+                    let mut next = slots.next();
+                    while let Some((i, slot)) = next.take() {
+                        let end = stored_ends[i];
+                        if end - at <= buf.len() as u64 {
+                            let n = (end - at) as usize;
+                            // Identity frames are copied out, so that the
+                            // cache never holds a run's buffer alive through
+                            // one of its frames.
+                            let part = match encoding {
+                                Encoding::Identity => {
+                                    let b = Bytes::copy_from_slice(&buf[..n]);
+                                    let _ = buf.split_to(n);
+                                    b
+                                }
+                                Encoding::Zstd => buf.split_to(n).freeze(),
+                            };
+                            at = end;
+                            deliver(i, Ok(part), slot);
+                            next = slots.next();
+                            continue;
+                        }
+                        next = Some((i, slot));
+                        match tokio::time::timeout(timeout, stream.next()).await {
+                            Ok(Some(Ok(chunk))) => {
+                                stats.fetched_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                                buf.extend_from_slice(&chunk);
+                            }
+                            Ok(Some(Err(e))) => {
+                                failure = Some(e.to_string());
+                                break;
+                            }
+                            Ok(None) => {
+                                failure = Some(format!(
+                                    "{object} bytes {}..{}: the remote returned {} bytes, not {want}",
+                                    stored.start,
+                                    stored.end,
+                                    at + buf.len() as u64
+                                ));
+                                break;
+                            }
+                            Err(_) => {
+                                failure = Some(format!("{object}: no data within {timeout:?}"));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(rest) = next {
+                        let reason = failure.unwrap_or_default();
+                        for (i, slot) in std::iter::once(rest).chain(slots) {
+                            deliver(i, Err(reason.clone()), slot);
+                        }
                     }
                 }
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
-                slot.finish(result);
+                other => {
+                    let reason = match other {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("{object}: no answer within {timeout:?}"),
+                    };
+                    for (i, slot) in slots {
+                        deliver(i, Err(reason.clone()), slot);
+                    }
+                }
             }
+            fetching.fetch_sub(want, Ordering::Relaxed);
         });
     }
 
@@ -337,7 +386,7 @@ impl ColdReader {
     /// nor on their way, merging consecutive ones of a segment into runs
     /// of up to half the read-ahead, each one ranged GET.
     fn start_runs(&self, frames: &[(PlaneKind, u64, Arc<Segment>, usize)]) {
-        let run_max = (self.window() / 2).max(1);
+        let run_max = (self.window() / 2).clamp(1, RUN_MAX);
         let mut room =
             (self.warm_capacity() / 2).saturating_sub(self.fetching.load(Ordering::Relaxed));
         type Run = (
@@ -454,5 +503,46 @@ impl ColdStore for ColdReader {
             }
         }
         self.start_runs(&frames);
+    }
+}
+
+/// One ranged read, retried with backoff, each attempt bounded by
+/// `timeout`; a short answer is an error.
+async fn fetch_range(
+    remote: &dyn Remote,
+    object: &str,
+    range: Range<u64>,
+    timeout: Duration,
+    attempts: u32,
+) -> Result<Bytes, String> {
+    let want = range.end - range.start;
+    let fetched = billet_remote::retrying(
+        attempts,
+        Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
+        || {
+            let range = range.clone();
+            async move {
+                match tokio::time::timeout(timeout, remote.get_range(object, range)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(RemoteError::Failed {
+                        op: "reading a range of",
+                        key: object.to_string(),
+                        reason: format!("no answer within {timeout:?}"),
+                        retryable: true,
+                    }),
+                }
+            }
+        },
+    )
+    .await;
+    match fetched {
+        Ok(b) if b.len() as u64 != want => Err(format!(
+            "{object} bytes {}..{}: the remote returned {} bytes, not {want}",
+            range.start,
+            range.end,
+            b.len()
+        )),
+        Ok(b) => Ok(b),
+        Err(e) => Err(e.to_string()),
     }
 }

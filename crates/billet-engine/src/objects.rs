@@ -1,0 +1,320 @@
+//! Objects: staging bodies, puts, reads, deletes, copies, tags and
+//! listings, each a thin step from the S3 layer to the commit pipeline or
+//! the index.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use billet_block::{Cid, validate_key};
+use billet_records::{ChecksumType, Manifest};
+use billet_unixfs::ChecksumAlgorithm;
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::pipeline::{self, Condition, Mutation, Outcome};
+use crate::{
+    BucketState, Engine, EngineError, ListPage, ListQuery, ObjectVersion, StagedBody, VersionPage,
+    VersionQuery, body, now_ms,
+};
+
+/// System headers and metadata that go into a manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ObjectMeta {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    pub user: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// The metadata a manifest carries.
+    pub fn of(m: &Manifest) -> ObjectMeta {
+        ObjectMeta {
+            content_type: m.content_type.clone(),
+            content_encoding: m.content_encoding.clone(),
+            content_disposition: m.content_disposition.clone(),
+            content_language: m.content_language.clone(),
+            cache_control: m.cache_control.clone(),
+            expires: m.expires.clone(),
+            user: m.meta.clone(),
+            tags: m.tags.clone(),
+        }
+    }
+
+    pub(crate) fn apply(self, m: &mut Manifest) {
+        m.content_type = self.content_type;
+        m.content_encoding = self.content_encoding;
+        m.content_disposition = self.content_disposition;
+        m.content_language = self.content_language;
+        m.cache_control = self.cache_control;
+        m.expires = self.expires;
+        m.meta = self.user;
+        m.tags = self.tags;
+    }
+}
+
+/// A committed write.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub version_id: Option<String>,
+    pub manifest_cid: Cid,
+    pub manifest: Manifest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub version_id: Option<String>,
+    pub delete_marker: bool,
+}
+
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Send + Sync>>;
+
+impl Engine {
+    /// Streams a request body into the log (not yet visible, not yet
+    /// durable), computing MD5, SHA-256 and the `checksums` asked for.
+    pub async fn stage_body<S, E>(
+        &self,
+        bucket: &BucketState,
+        body: S,
+        checksums: &[ChecksumAlgorithm],
+    ) -> Result<StagedBody, EngineError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.admit()?;
+        let chunk = usize::try_from(bucket.settings.chunk_size)
+            .unwrap_or(billet_unixfs::DEFAULT_CHUNK_SIZE);
+        body::stage(
+            self.log(),
+            body,
+            chunk,
+            checksums,
+            self.inner.config.max_put_bytes,
+        )
+        .await
+    }
+
+    /// Commits a staged body under `key`.
+    pub async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: StagedBody,
+        meta: ObjectMeta,
+        condition: Option<Condition>,
+    ) -> Result<PutOutcome, EngineError> {
+        validate_key(key.as_bytes())?;
+        let ing = &body.ingested;
+        let mut manifest = Manifest::new(
+            key,
+            ing.root.cid,
+            ing.size(),
+            ing.etag(),
+            ing.sha256,
+            now_ms(),
+        );
+        meta.apply(&mut manifest);
+        for c in &ing.checksums {
+            manifest
+                .checksums
+                .insert(c.algorithm.s3_name().to_string(), c.digest.clone().into());
+        }
+        if !manifest.checksums.is_empty() {
+            manifest.checksum_type = Some(ChecksumType::FullObject);
+        }
+        self.commit_manifest(bucket, key, manifest, condition, body.receipt)
+            .await
+    }
+
+    /// Commits a prepared manifest (copy, multipart complete, tagging).
+    pub(crate) async fn commit_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        manifest: Manifest,
+        condition: Option<Condition>,
+        receipt: billet_log::Receipt,
+    ) -> Result<PutOutcome, EngineError> {
+        manifest.validate()?;
+        let handle = self.handle(bucket);
+        let mutation = Mutation::Put {
+            key: key.to_string(),
+            manifest: Box::new(manifest),
+            condition,
+            receipt,
+            upload: None,
+        };
+        match pipeline::submit(&self.inner, &handle, mutation).await? {
+            Outcome::Put {
+                version_id,
+                manifest_cid,
+                manifest,
+            } => Ok(PutOutcome {
+                version_id,
+                manifest_cid,
+                manifest: *manifest,
+            }),
+            other => Err(EngineError::Internal(format!(
+                "put answered with {other:?}"
+            ))),
+        }
+    }
+
+    /// A version (or the latest), delete markers included.
+    pub async fn object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectVersion, EngineError> {
+        match self.inner.index.object(bucket, key, version_id).await? {
+            Some(v) => Ok(v),
+            None => Err(match version_id {
+                Some(vid) => EngineError::NoSuchVersion {
+                    key: key.to_string(),
+                    version_id: vid.to_string(),
+                },
+                None => EngineError::NoSuchKey(key.to_string()),
+            }),
+        }
+    }
+
+    /// Bytes `[start, end)` of a manifest's body. The first piece is read
+    /// before this returns, so a body that cannot be read fails here (an
+    /// S3 error) rather than after the response has started.
+    pub async fn read_body(
+        &self,
+        manifest: &Manifest,
+        start: u64,
+        end: u64,
+    ) -> Result<BodyStream, EngineError> {
+        let root = manifest
+            .body
+            .ok_or_else(|| EngineError::Invalid("a delete marker has no body".into()))?;
+        body::read(self.inner.store.clone(), root, manifest.size, start, end).await
+    }
+
+    /// A whole body in memory (tests, small internal reads).
+    pub async fn read_all(&self, manifest: &Manifest) -> Result<Vec<u8>, EngineError> {
+        let root = manifest
+            .body
+            .ok_or_else(|| EngineError::Invalid("a delete marker has no body".into()))?;
+        body::read_all(self.inner.store.clone(), root, manifest.size).await
+    }
+
+    pub async fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<DeleteOutcome, EngineError> {
+        validate_key(key.as_bytes())?;
+        let handle = self.handle(bucket);
+        let mutation = Mutation::Delete {
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+        };
+        match pipeline::submit(&self.inner, &handle, mutation).await? {
+            Outcome::Delete {
+                version_id,
+                delete_marker,
+            } => Ok(DeleteOutcome {
+                version_id,
+                delete_marker,
+            }),
+            other => Err(EngineError::Internal(format!(
+                "delete answered with {other:?}"
+            ))),
+        }
+    }
+
+    /// Copies an object by reference: the new manifest points at the same
+    /// body, so no bytes move. `meta`: `None` keeps the source's (COPY),
+    /// `Some` replaces it (REPLACE).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        src_version: Option<&str>,
+        dst_bucket: &str,
+        dst_key: &str,
+        meta: Option<ObjectMeta>,
+        condition: Option<Condition>,
+    ) -> Result<PutOutcome, EngineError> {
+        validate_key(dst_key.as_bytes())?;
+        let src = self.object(src_bucket, src_key, src_version).await?;
+        if src.is_delete_marker() {
+            return Err(match src_version {
+                Some(_) => EngineError::Invalid("the source version is a delete marker".into()),
+                None => EngineError::NoSuchKey(src_key.to_string()),
+            });
+        }
+        let mut manifest = src.manifest.clone();
+        manifest.key = dst_key.to_string();
+        manifest.version_id = None;
+        manifest.prev = None;
+        let now = now_ms();
+        manifest.created = now;
+        manifest.modified = now;
+        if let Some(meta) = meta {
+            meta.apply(&mut manifest);
+        }
+        // The body is already durable in the log.
+        self.commit_manifest(
+            dst_bucket,
+            dst_key,
+            manifest,
+            condition,
+            billet_log::Receipt::default(),
+        )
+        .await
+    }
+
+    /// Replaces the tags of one version (the latest when `version_id` is
+    /// `None`); returns the version id S3 reports.
+    pub async fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> Result<Option<String>, EngineError> {
+        validate_key(key.as_bytes())?;
+        self.bucket(bucket).await?;
+        let handle = self.handle(bucket);
+        let mutation = Mutation::Retag {
+            key: key.to_string(),
+            version_id: version_id.map(str::to_string),
+            tags,
+        };
+        match pipeline::submit(&self.inner, &handle, mutation).await? {
+            Outcome::Retag { version_id } => Ok(version_id),
+            other => Err(EngineError::Internal(format!(
+                "retag answered with {other:?}"
+            ))),
+        }
+    }
+
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        query: &ListQuery,
+    ) -> Result<ListPage, EngineError> {
+        Ok(self.inner.index.list_objects(bucket, query).await?)
+    }
+
+    pub async fn list_versions(
+        &self,
+        bucket: &str,
+        query: &VersionQuery,
+    ) -> Result<VersionPage, EngineError> {
+        Ok(self.inner.index.list_versions(bucket, query).await?)
+    }
+}
