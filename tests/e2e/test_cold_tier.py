@@ -8,6 +8,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -155,9 +156,43 @@ def test_every_size_class_reads_back_through_the_remote_after_eviction_and_resta
         assert head["ContentEncoding"] == "zstd"
 
 
-def test_a_lost_node_is_rebuilt_from_the_remote_up_to_its_shipped_heads(garage, tmp_path):
+PG_URL = os.environ.get("BILLET_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_schemas():
+    """Makes PostgreSQL schema names for a test and drops them after it."""
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 and CI=true")
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    made = []
+
+    def make():
+        made.append("e2e_" + uuid.uuid4().hex[:12])
+        return made[-1]
+
+    yield make
+    for schema in made:
+        subprocess.run(["psql", PG_URL, "-qc", f"DROP SCHEMA IF EXISTS {schema} CASCADE"], capture_output=True, timeout=60)
+
+
+def with_index(config, schema):
+    """The configuration `config` with its index on PostgreSQL `schema`."""
+    if schema is not None:
+        text = config.read_text()
+        text = f'[index]\nbackend = "postgres"\nurl = "{PG_URL}"\nschema = "{schema}"\n' + text
+        config.write_text(text)
+    return config
+
+
+@pytest.mark.parametrize("index", ["sqlite", "postgres-same-database", "postgres-empty-database"])
+def test_a_lost_node_is_rebuilt_from_the_remote_up_to_its_shipped_heads(garage, tmp_path, index, request):
     prefix = f"t-{uuid.uuid4().hex[:8]}/"
-    config = write_config(tmp_path / "billet.toml", garage, prefix, keep_local=3600)
+    schema = request.getfixturevalue("pg_schemas")() if index != "sqlite" else None
+    config = with_index(write_config(tmp_path / "billet.toml", garage, prefix, keep_local=3600), schema)
     data = tmp_path / "data"
     server = Server(data, extra_args=["--config", str(config)]).start()
     s3 = server.client()
@@ -175,6 +210,10 @@ def test_a_lost_node_is_rebuilt_from_the_remote_up_to_its_shipped_heads(garage, 
         garage.garage.start()
         garage.garage.wait_ready(garage.bucket)
     shutil.rmtree(data)
+    if index == "postgres-empty-database":
+        # The index is lost with the disk: recover into a fresh schema.
+        schema = request.getfixturevalue("pg_schemas")()
+        config = with_index(write_config(tmp_path / "billet.toml", garage, prefix, keep_local=3600), schema)
 
     out = billet("recover", config=config, data_dir=data)
     assert "recovered 2 bucket(s)" in out.stdout, out.stdout + out.stderr
