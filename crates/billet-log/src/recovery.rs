@@ -228,48 +228,36 @@ pub(crate) fn recover_plane(
         ));
     };
     for &(id, f) in &ids[..ids.len() - 1] {
-        if !f.segment {
-            sealed.push(recover_evicted(
+        let local = if f.segment {
+            match recover_sealed(
                 fs,
                 dir,
                 kind,
                 id,
+                f.sidecar,
                 config,
                 block_locations,
                 repairs,
-            )?);
-            continue;
-        }
-        match recover_sealed(
-            fs,
-            dir,
-            kind,
-            id,
-            f.sidecar,
-            config,
-            block_locations,
-            repairs,
-        ) {
-            Ok(s) => sealed.push(s),
-            // Evicted by a running server since the listing (read-only
-            // opens run beside one).
-            Err(LogError::Io { source, .. })
-                if source.kind() == io::ErrorKind::NotFound
-                    && f.sidecar
-                    && fs.open(&dir.join(remote_name(id)), false).is_ok() =>
-            {
-                sealed.push(recover_evicted(
-                    fs,
-                    dir,
-                    kind,
-                    id,
-                    config,
-                    block_locations,
-                    repairs,
-                )?);
+            ) {
+                Ok(s) => Some(s),
+                // Evicted by a running server since the listing (read-only
+                // opens run beside one).
+                Err(LogError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound
+                        && f.sidecar
+                        && fs.open(&dir.join(remote_name(id)), false).is_ok() =>
+                {
+                    None
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        }
+        } else {
+            None
+        };
+        sealed.push(match local {
+            Some(s) => s,
+            None => recover_evicted(fs, dir, kind, id, config, block_locations, repairs)?,
+        });
     }
     if !last_found.segment {
         sealed.push(recover_evicted(

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use billet_log::{ColdStore, PlaneKind};
-use billet_remote::{Backoff, Encoding, Remote, RemoteCopy, RemoteError, frames};
+use billet_remote::{Backoff, Remote, RemoteCopy, RemoteError, frames};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use quick_cache::sync::Cache;
@@ -284,57 +284,56 @@ impl ColdReader {
             // A run streams: each frame goes to its readers as soon as its
             // last byte is in, not when the whole run is.
             let mut slots = slots.into_iter().enumerate();
-            let mut buf = BytesMut::new();
-            let mut at = 0u64;
             let mut failure = None;
             match tokio::time::timeout(timeout, remote.get_range_stream(&object, stored.clone())).await {
                 Ok(Ok(mut stream)) => {
                     stats.fetches.fetch_add(1, Ordering::Relaxed);
+                    // Each frame is gathered into a buffer of exactly its
+                    // size: one copy from the wire, and a cached frame
+                    // never holds a neighbour's bytes alive.
+                    let mut at = 0u64;
+                    let mut pending = Bytes::new();
                     let mut next = slots.next();
+                    let mut buf = BytesMut::with_capacity(stored_ends[0] as usize);
                     while let Some((i, slot)) = next.take() {
-                        let end = stored_ends[i];
-                        if end - at <= buf.len() as u64 {
-                            let n = (end - at) as usize;
-                            // Identity frames are copied out, so that the
-                            // cache never holds a run's buffer alive through
-                            // one of its frames.
-                            let part = match encoding {
-                                Encoding::Identity => {
-                                    let b = Bytes::copy_from_slice(&buf[..n]);
-                                    let _ = buf.split_to(n);
-                                    b
-                                }
-                                Encoding::Zstd => buf.split_to(n).freeze(),
-                            };
-                            at = end;
-                            deliver(i, Ok(part), slot);
+                        let need = (stored_ends[i] - at) as usize - buf.len();
+                        if need == 0 {
+                            at = stored_ends[i];
+                            deliver(i, Ok(std::mem::take(&mut buf).freeze()), slot);
                             next = slots.next();
+                            if let Some((j, _)) = &next {
+                                buf = BytesMut::with_capacity((stored_ends[*j] - at) as usize);
+                            }
                             continue;
                         }
                         next = Some((i, slot));
-                        match tokio::time::timeout(timeout, stream.next()).await {
-                            Ok(Some(Ok(chunk))) => {
-                                stats.fetched_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                                buf.extend_from_slice(&chunk);
-                            }
-                            Ok(Some(Err(e))) => {
-                                failure = Some(e.to_string());
-                                break;
-                            }
-                            Ok(None) => {
-                                failure = Some(format!(
-                                    "{object} bytes {}..{}: the remote returned {} bytes, not {want}",
-                                    stored.start,
-                                    stored.end,
-                                    at + buf.len() as u64
-                                ));
-                                break;
-                            }
-                            Err(_) => {
-                                failure = Some(format!("{object}: no data within {timeout:?}"));
-                                break;
+                        if pending.is_empty() {
+                            match tokio::time::timeout(timeout, stream.next()).await {
+                                Ok(Some(Ok(chunk))) => {
+                                    stats.fetched_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                                    pending = chunk;
+                                }
+                                Ok(Some(Err(e))) => {
+                                    failure = Some(e.to_string());
+                                    break;
+                                }
+                                Ok(None) => {
+                                    failure = Some(format!(
+                                        "{object} bytes {}..{}: the remote returned {} bytes, not {want}",
+                                        stored.start,
+                                        stored.end,
+                                        at + buf.len() as u64
+                                    ));
+                                    break;
+                                }
+                                Err(_) => {
+                                    failure = Some(format!("{object}: no data within {timeout:?}"));
+                                    break;
+                                }
                             }
                         }
+                        let take = need.min(pending.len());
+                        buf.extend_from_slice(&pending.split_to(take));
                     }
                     if let Some(rest) = next {
                         let reason = failure.unwrap_or_default();
@@ -455,7 +454,9 @@ impl ColdStore for ColdReader {
                 seg.copy.frames.raw_len()
             ))
         })?;
-        let mut out = BytesMut::with_capacity(len as usize);
+        // One frame (a body leaf is one): a slice of the cached frame.
+        let single = frames.len() == 1;
+        let mut out = BytesMut::with_capacity(if single { 0 } else { len as usize });
         for f in frames {
             let key = FrameKey {
                 plane,
@@ -473,6 +474,9 @@ impl ColdStore for ColdReader {
             let to = end.min(r.end) - r.start;
             if to as usize > bytes.len() {
                 return Err(other(format!("frame {f} is shorter than its table says")));
+            }
+            if single {
+                return Ok(bytes.slice(from as usize..to as usize));
             }
             out.extend_from_slice(&bytes[from as usize..to as usize]);
         }
