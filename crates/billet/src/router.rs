@@ -34,6 +34,42 @@ pub struct App {
     pub ready: AtomicBool,
     pub limits: Limits,
     pub auth_limit: AuthLimiter,
+    /// The per-bucket shipped heads `/metrics` last showed, and when they
+    /// were read: the endpoint is unauthenticated and they cost index
+    /// queries per bucket, so scrapes share one reading a second.
+    pub shipped_cache:
+        tokio::sync::Mutex<Option<(std::time::Instant, Arc<[billet_engine::BucketShipped]>)>>,
+}
+
+/// How long one reading of the shipped heads serves `/metrics` scrapes.
+const SHIPPED_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The cold-tier status for `/metrics`: the node's own figures fresh, the
+/// per-bucket part read at most once per [`SHIPPED_FRESH`] however many
+/// scrapes arrive (they wait for the reading under way).
+async fn metrics_status(app: &App) -> Option<billet_engine::NodeStatus> {
+    let result = async {
+        let mut status = app.engine.node_figures().await?;
+        let mut cache = app.shipped_cache.lock().await;
+        let buckets = match cache.as_ref() {
+            Some((at, b)) if at.elapsed() < SHIPPED_FRESH => b.clone(),
+            _ => {
+                let b: Arc<[billet_engine::BucketShipped]> =
+                    app.engine.buckets_shipped().await?.into();
+                *cache = Some((std::time::Instant::now(), b.clone()));
+                b
+            }
+        };
+        status.buckets = buckets.to_vec();
+        Ok::<_, billet_engine::EngineError>(status)
+    };
+    match result.await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the cold-tier status for /metrics failed");
+            None
+        }
+    }
 }
 
 fn request_id() -> String {
@@ -181,13 +217,7 @@ fn close(resp: &mut Response<Body>) {
 async fn operations(app: &App, what: &str) -> Response<Body> {
     match what {
         "metrics" => {
-            let status = match app.engine.status().await {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the cold-tier status for /metrics failed");
-                    None
-                }
-            };
+            let status = metrics_status(app).await;
             text(
                 StatusCode::OK,
                 metrics::render(&app.metrics, &app.engine, status.as_ref()),

@@ -58,6 +58,7 @@ pub async fn run(config: Config) -> Result<()> {
         ready: AtomicBool::new(true),
         limits: config.limits.clone(),
         auth_limit: AuthLimiter::new(config.limits.auth_failures_per_minute),
+        shipped_cache: tokio::sync::Mutex::new(None),
     });
     let open_buckets = match config.index {
         IndexBackend::Sqlite { max_open_buckets } => max_open_buckets as u64,

@@ -74,6 +74,14 @@ pub struct NodeStatus {
 impl Engine {
     /// The node's cold-tier figures (local ones only without a remote).
     pub async fn status(&self) -> Result<NodeStatus, EngineError> {
+        let mut status = self.node_figures().await?;
+        status.buckets = self.buckets_shipped().await?;
+        Ok(status)
+    }
+
+    /// [`Engine::status`] without the per-bucket part: what the node holds
+    /// in memory, and one count from the index.
+    pub async fn node_figures(&self) -> Result<NodeStatus, EngineError> {
         use std::sync::atomic::Ordering::Relaxed;
         let cold = self.cold();
         let segments = self.log().segments();
@@ -111,6 +119,23 @@ impl Engine {
             }
             planes.push(p);
         }
+        Ok(NodeStatus {
+            remote: cold.map(|c| c.describe().to_string()),
+            node: cold.map(|c| c.node().to_string()),
+            planes,
+            warm_cache_bytes: cold.map_or(0, |c| c.reader.warm_bytes()),
+            warm_cache_capacity: cold.map_or(0, |c| c.reader.warm_capacity()),
+            remote_fetches: cold.map_or(0, |c| c.reader.stats.fetches.load(Relaxed)),
+            remote_fetched_bytes: cold.map_or(0, |c| c.reader.stats.fetched_bytes.load(Relaxed)),
+            pending_deletes: self.index().pending_deletes().await?,
+            heads_waiting: cold.map_or(0, |c| c.heads.pending() as u64),
+            buckets: Vec::new(),
+            last_error: cold.and_then(|c| c.last_error()),
+        })
+    }
+
+    /// Each bucket's head and shipped head (index reads per bucket).
+    pub async fn buckets_shipped(&self) -> Result<Vec<BucketShipped>, EngineError> {
         let shipped: std::collections::HashMap<String, billet_index::ShippedHead> = self
             .index()
             .shipped_heads()
@@ -133,18 +158,6 @@ impl Engine {
                     + u64::from(s.is_none()),
             });
         }
-        Ok(NodeStatus {
-            remote: cold.map(|c| c.describe().to_string()),
-            node: cold.map(|c| c.node().to_string()),
-            planes,
-            warm_cache_bytes: cold.map_or(0, |c| c.reader.warm_bytes()),
-            warm_cache_capacity: cold.map_or(0, |c| c.reader.warm_capacity()),
-            remote_fetches: cold.map_or(0, |c| c.reader.stats.fetches.load(Relaxed)),
-            remote_fetched_bytes: cold.map_or(0, |c| c.reader.stats.fetched_bytes.load(Relaxed)),
-            pending_deletes: self.index().pending_deletes().await?,
-            heads_waiting: cold.map_or(0, |c| c.heads.pending() as u64),
-            buckets,
-            last_error: cold.and_then(|c| c.last_error()),
-        })
+        Ok(buckets)
     }
 }
