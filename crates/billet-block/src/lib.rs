@@ -10,6 +10,7 @@ mod block;
 mod codec;
 mod dagcbor;
 mod error;
+mod filter;
 mod key;
 mod store;
 
@@ -18,5 +19,6 @@ pub use cid::Cid;
 pub use codec::{Codec, SHA2_256};
 pub use dagcbor::{DagCborError, decode_dag_cbor, encode_dag_cbor};
 pub use error::BlockError;
+pub use filter::{DigestFilter, DigestKey, digest_key};
 pub use key::{KeyError, MAX_KEY_BYTES, validate_key};
 pub use store::{BlockStore, MemoryBlockStore};

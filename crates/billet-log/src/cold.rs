@@ -136,11 +136,15 @@ impl Log {
 
     /// Whether a block's bytes are on local disk (or in the open segment).
     pub fn is_local(&self, cid: &Cid) -> bool {
-        self.block_locations.get(cid).is_some_and(|loc| {
-            self.residency
-                .get(loc.plane, loc.segment)
-                .is_none_or(|r| !r.is_evicted())
-        })
+        self.block_locations
+            .get(cid)
+            .ok()
+            .flatten()
+            .is_some_and(|loc| {
+                self.residency
+                    .get(loc.plane, loc.segment)
+                    .is_none_or(|r| !r.is_evicted())
+            })
     }
 
     /// Hands the cold store the locations of those blocks that sit in
@@ -149,7 +153,7 @@ impl Log {
         let Some(cold) = self.cold.get() else { return };
         let ranges: Vec<(PlaneKind, u64, u64, u64)> = cids
             .iter()
-            .filter_map(|cid| self.block_locations.get(cid))
+            .filter_map(|cid| self.block_locations.get(cid).ok().flatten())
             .filter(|loc| {
                 self.residency
                     .get(loc.plane, loc.segment)

@@ -95,6 +95,17 @@ impl LogFs for StdFs {
 /// fsync it, rename it over `name`, fsync the directory. After a crash
 /// `name` is either absent, the old file, or the whole new one.
 pub fn write_durable(fs: &dyn LogFs, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    write_durable_with(fs, dir, name, &mut |out| out.write_all(bytes))
+}
+
+/// [`write_durable`] for a file produced piece by piece (a location run
+/// of millions of entries), through a buffered writer.
+pub(crate) fn write_durable_with(
+    fs: &dyn LogFs,
+    dir: &Path,
+    name: &str,
+    produce: &mut dyn FnMut(&mut dyn io::Write) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);
     match fs.remove(&tmp) {
@@ -103,11 +114,58 @@ pub fn write_durable(fs: &dyn LogFs, dir: &Path, name: &str, bytes: &[u8]) -> io
         Err(e) => return Err(e),
     }
     let f = fs.create(&tmp)?;
-    f.write_all_at(bytes, 0)?;
+    {
+        let mut out = io::BufWriter::with_capacity(1 << 20, FileWriter { file: &*f, pos: 0 });
+        produce(&mut out)?;
+        io::Write::flush(&mut out)?;
+    }
     f.sync_data()?;
     drop(f);
     fs.rename(&tmp, &target)?;
     fs.sync_dir(dir)
+}
+
+/// Appends through a [`LogFile`]'s positioned writes.
+struct FileWriter<'a> {
+    file: &'a dyn LogFile,
+    pos: u64,
+}
+
+impl io::Write for FileWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all_at(buf, self.pos)?;
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A positional reader over a [`LogFile`], for streaming a segment.
+pub(crate) struct FileReader<'a> {
+    file: &'a dyn LogFile,
+    pos: u64,
+    len: u64,
+}
+
+impl<'a> FileReader<'a> {
+    pub(crate) fn new(file: &'a dyn LogFile, len: u64) -> Self {
+        FileReader { file, pos: 0, len }
+    }
+}
+
+impl std::io::Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.len - self.pos).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.file.read_exact_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

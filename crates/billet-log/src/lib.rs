@@ -28,6 +28,7 @@
 //! log is reopened, which recovers it.
 
 mod cold;
+mod collection;
 mod config;
 mod error;
 pub mod fault;
@@ -46,6 +47,7 @@ mod sidecar;
 pub mod testkit;
 
 pub use cold::{read_remote_note, sidecar_block_ends};
+pub use collection::{Fence, Staging};
 pub use config::{LogConfig, PlaneConfig};
 pub use error::LogError;
 pub use fs::{LogFile, LogFs, StdFs, write_durable};

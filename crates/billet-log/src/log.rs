@@ -1,17 +1,18 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use billet_block::{Block, BlockError, BlockStore, Cid, Codec};
 use bytes::Bytes;
 
+use crate::collection::Collection;
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::fs::{LogFile, LogFs, StdFs};
 use crate::locations::{BlockLocations, Location};
 use crate::plane::Plane;
 use crate::receipt::Receipt;
-use crate::recovery::recover_plane;
+use crate::recovery::{Opening, list_plane, recover_plane};
 use crate::residency::{ColdStore, Residency};
 use crate::segment::{PlaneKind, remote_name, segment_name};
 
@@ -83,6 +84,8 @@ pub struct Log {
     catalog: Arc<Plane>,
     pub(crate) block_locations: Arc<BlockLocations>,
     pub(crate) residency: Arc<Residency>,
+    /// A garbage collection in progress (see `collection`).
+    pub(crate) collection: Arc<Collection>,
     /// Where reads of evicted segments go (the cold tier attaches it).
     pub(crate) cold: OnceLock<Arc<dyn ColdStore>>,
     pub(crate) files: Files,
@@ -150,14 +153,11 @@ impl Log {
         } else {
             Some(take_lock(&root)?)
         };
-        let block_locations = Arc::new(BlockLocations::default());
         let residency = Arc::new(Residency::default());
+        let collection = Arc::new(Collection::default());
         let mut repairs = Vec::new();
-        let mut planes = Vec::new();
-        for (kind, pc) in [
-            (PlaneKind::Data, &config.data),
-            (PlaneKind::Catalog, &config.catalog),
-        ] {
+        let mut listed = Vec::new();
+        for kind in [PlaneKind::Data, PlaneKind::Catalog] {
             let pdir = root.join(kind.name());
             if config.read_only {
                 if !pdir.is_dir() {
@@ -170,14 +170,33 @@ impl Log {
                 fs.create_dir_all(&pdir)
                     .map_err(|e| LogError::io("creating", &pdir, e))?;
             }
-            let (writer, noted) = recover_plane(
-                fs.as_ref(),
-                &pdir,
+            listed.push((kind, pdir.clone(), list_plane(fs.as_ref(), &pdir, &config)?));
+        }
+        let alive: HashSet<(PlaneKind, u64)> = listed
+            .iter()
+            .flat_map(|(kind, _, ids)| ids.iter().map(move |(id, _)| (*kind, *id)))
+            .collect();
+        // Repair re-reads every sidecar: a run may list blocks it drops.
+        let none = HashSet::new();
+        let block_locations = Arc::new(BlockLocations::open(
+            fs.clone(),
+            root.join("locations"),
+            residency.clone(),
+            if config.repair { &none } else { &alive },
+            config.read_only,
+        )?);
+        let covered = block_locations.covered();
+        let mut planes = Vec::new();
+        for ((kind, pdir, ids), pc) in listed.into_iter().zip([&config.data, &config.catalog]) {
+            let opening = Opening {
+                fs: fs.as_ref(),
+                dir: &pdir,
                 kind,
-                &config,
-                &block_locations,
-                &mut repairs,
-            )?;
+                config: &config,
+                block_locations: &block_locations,
+                covered: &covered,
+            };
+            let (writer, noted) = recover_plane(&opening, ids, &mut repairs)?;
             for s in &writer.sealed {
                 residency.insert(kind, s.id, s.evicted, noted.contains(&s.id));
             }
@@ -188,10 +207,12 @@ impl Log {
                 pc.clone(),
                 block_locations.clone(),
                 residency.clone(),
+                collection.clone(),
                 writer,
                 config.read_only,
             )));
         }
+        block_locations.finish_open()?;
         let catalog = planes.pop().expect("two planes");
         let data = planes.pop().expect("two planes");
         Ok(Log {
@@ -206,6 +227,7 @@ impl Log {
             catalog,
             block_locations,
             residency,
+            collection,
             cold: OnceLock::new(),
             repairs,
             _lock: lock,
@@ -427,13 +449,34 @@ impl Log {
         (self.data.fsyncs(), self.catalog.fsyncs())
     }
 
-    /// Blocks known to the log.
+    /// Blocks known to the log (a block listed by two location runs
+    /// counts twice until they merge).
     pub fn len(&self) -> usize {
         self.block_locations.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.block_locations.len() == 0
+    }
+
+    /// Where the block locations are kept: entries in memory, location
+    /// runs on disk, and the bytes of memory the runs keep (filters and
+    /// sparse keys).
+    pub fn location_shape(&self) -> (usize, usize, u64) {
+        self.block_locations.shape()
+    }
+
+    /// Waits until every sealed segment's locations are written to a run
+    /// (the background writer has caught up).
+    pub fn settle_locations(&self) {
+        self.block_locations.settle();
+    }
+
+    /// Whether the segment a location names is still there (sealed, or
+    /// the plane's open segment).
+    fn segment_exists(&self, loc: Location) -> bool {
+        self.residency.get(loc.plane, loc.segment).is_some()
+            || self.open_segment(loc.plane) == loc.segment
     }
 
     fn read(&self, cid: &Cid, loc: Location) -> Result<Bytes, BlockError> {
@@ -481,15 +524,27 @@ impl Log {
 
 impl BlockStore for Log {
     fn get(&self, cid: &Cid) -> Result<Bytes, BlockError> {
-        let loc = self
-            .block_locations
-            .get(cid)
-            .ok_or(BlockError::Missing(*cid))?;
-        self.read(cid, loc)
+        let locate = || {
+            self.block_locations
+                .get(cid)
+                .map_err(|source| BlockError::Io { cid: *cid, source })?
+                .ok_or(BlockError::Missing(*cid))
+        };
+        let loc = locate()?;
+        match self.read(cid, loc) {
+            // The collector may have moved the block and dropped the
+            // segment between the lookup and the read: look again.
+            Err(BlockError::Io { .. }) if !self.segment_exists(loc) => self.read(cid, locate()?),
+            r => r,
+        }
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, BlockError> {
-        Ok(self.block_locations.get(cid).is_some())
+        Ok(self
+            .block_locations
+            .get(cid)
+            .map_err(|source| BlockError::Io { cid: *cid, source })?
+            .is_some())
     }
 
     fn prefetch_window(&self) -> u64 {

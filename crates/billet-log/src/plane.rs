@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use billet_block::Block;
 use billet_car::{Limits, frame_prefix};
 
+use crate::collection::{Collection, Reuse};
 use crate::config::PlaneConfig;
 use crate::error::LogError;
 use crate::fs::{LogFile, LogFs, write_durable};
@@ -127,6 +128,8 @@ pub struct Plane {
     block_locations: Arc<BlockLocations>,
     /// Where each sealed segment's bytes are, shared by both planes.
     residency: Arc<Residency>,
+    /// A garbage collection in progress, shared by both planes.
+    collection: Arc<Collection>,
     writer: Mutex<Writer>,
     /// fsyncs hold it shared (several may be in flight); cutting a tail and
     /// sealing hold it exclusively, so neither overlaps an fsync.
@@ -164,6 +167,7 @@ impl Plane {
         config: PlaneConfig,
         block_locations: Arc<BlockLocations>,
         residency: Arc<Residency>,
+        collection: Arc<Collection>,
         writer: Writer,
         read_only: bool,
     ) -> Plane {
@@ -179,6 +183,7 @@ impl Plane {
             config,
             block_locations,
             residency,
+            collection,
             writer: Mutex::new(writer),
             gate: RwLock::new(()),
             sync: Mutex::new(sync),
@@ -233,8 +238,9 @@ impl Plane {
     }
 
     /// Appends blocks to the open segment (page cache, not yet durable);
-    /// blocks already in this plane are not written again. Returns the LSN
-    /// to wait for.
+    /// blocks already in this plane are not written again (unless a
+    /// collection asks for a fresh copy: see `collection`). Returns the
+    /// LSN to wait for.
     pub(crate) fn write(&self, blocks: &[Block]) -> Result<u64, LogError> {
         let block_locations = &self.block_locations;
         let max = Limits::MAX_BLOCK_BYTES;
@@ -246,6 +252,14 @@ impl Plane {
             });
         }
         self.check_poison()?;
+        // Looked up before the writer lock is taken: a lookup may read a
+        // location run from disk. Under the lock only the in-memory part
+        // is looked at again (another writer may just have written one).
+        let known: Vec<Option<Location>> = blocks
+            .iter()
+            .map(|b| block_locations.get(b.cid()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| LogError::io("looking up blocks in", self.dir.clone(), e))?;
         let mut w = self.writer();
         let start = w.len;
         let mut target = 0;
@@ -255,19 +269,25 @@ impl Plane {
         let mut buf: Vec<u8> = Vec::new();
         let mut at = start;
         let result = (|| -> std::io::Result<()> {
-            for b in blocks {
+            for (b, known) in blocks.iter().zip(known) {
                 let Some(key) = key_of(b.cid()) else { continue };
                 if !seen.insert(key) {
                     continue;
                 }
-                if let Some(loc) = block_locations.get(b.cid())
+                if let Some(loc) = block_locations.get_hot(b.cid()).or(known)
                     && loc.plane == self.kind
                 {
                     if loc.segment == w.seg_id {
                         target = target.max(w.base_lsn + loc.offset + loc.len as u64);
+                        continue;
                     }
-                    // In a sealed segment: durable already.
-                    continue;
+                    // In a sealed segment, durable already: kept unless
+                    // the collector is taking that segment.
+                    if self.residency.get(self.kind, loc.segment).is_some()
+                        && self.collection.reuse(self.kind, loc.segment, &key) == Reuse::Dedup
+                    {
+                        continue;
+                    }
                 }
                 let prefix = frame_prefix(b.cid(), b.len());
                 let data_offset = at + buf.len() as u64 + prefix.len() as u64;
@@ -310,7 +330,7 @@ impl Plane {
             w.len = at;
             let seg = w.seg_id;
             let kind = self.kind;
-            block_locations.insert_many(pending.iter().map(|e| {
+            block_locations.insert_hot(pending.iter().map(|e| {
                 (
                     e.cid,
                     Location {
@@ -490,7 +510,7 @@ impl Plane {
             .collect();
         w.entries.retain(|e| e.offset < keep);
         for e in &cut {
-            self.block_locations.remove_if(
+            self.block_locations.remove_hot_if(
                 &e.cid,
                 Location {
                     plane: self.kind,
@@ -579,7 +599,8 @@ impl Plane {
         w.base_lsn = end;
         w.len = start_len;
         w.start_len = start_len;
-        w.entries = Vec::new();
+        let entries = std::mem::take(&mut w.entries);
+        self.block_locations.sealed(self.kind, seg, entries);
         w.first_write = None;
         w.created = SystemTime::now();
         let now_durable = w.lsn();

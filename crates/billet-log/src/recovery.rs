@@ -2,7 +2,7 @@
 //! (sealed segments from their sidecars, rebuilt when missing or short; the
 //! open segment scanned and a torn tail cut), and segments read back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::time::{Instant, SystemTime};
@@ -12,7 +12,7 @@ use billet_car::{CarError, CarReader};
 
 use crate::config::LogConfig;
 use crate::error::LogError;
-use crate::fs::{LogFile, LogFs, write_durable};
+use crate::fs::{FileReader, LogFile, LogFs, write_durable};
 use crate::locations::{BlockLocations, Location};
 use crate::plane::{Sealed, Writer};
 use crate::segment::{
@@ -21,25 +21,6 @@ use crate::segment::{
 };
 use crate::segment_file::{NewSegment, create_segment, open_sync_files};
 use crate::sidecar::{self, Entry};
-
-/// A positional reader over a [`LogFile`], for streaming a segment.
-struct FileReader<'a> {
-    file: &'a dyn LogFile,
-    pos: u64,
-    len: u64,
-}
-
-impl Read for FileReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (self.len - self.pos).min(buf.len() as u64) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        self.file.read_exact_at(&mut buf[..n], self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
 
 /// What a scan of a segment found.
 #[derive(Debug, Default)]
@@ -66,7 +47,7 @@ pub(crate) fn scan(
     id: u64,
 ) -> Result<Scan, io::Error> {
     let mut scan = Scan::default();
-    let reader = BufReader::with_capacity(1 << 20, FileReader { file, pos: 0, len });
+    let reader = BufReader::with_capacity(1 << 20, FileReader::new(file, len));
     let mut car = match CarReader::new(reader) {
         Ok(c) => c,
         Err(CarError::Io { source, .. }) => return Err(source),
@@ -134,7 +115,7 @@ pub(crate) fn blocks(
     f: &mut dyn FnMut(billet_block::Block),
 ) -> Result<(), CarError> {
     blocks_in(
-        BufReader::with_capacity(1 << 20, FileReader { file, pos: 0, len }),
+        BufReader::with_capacity(1 << 20, FileReader::new(file, len)),
         f,
     )
 }
@@ -172,18 +153,14 @@ fn locations(
     })
 }
 
-/// Rebuilds one plane's state from its directory: sealed segments from their
-/// sidecars (rebuilt when missing or short), evicted ones from their
-/// sidecars alone, the open segment by scanning it and cutting a torn
-/// tail. Also returns the ids that have a cold-tier note.
-pub(crate) fn recover_plane(
+/// One plane directory's segments by id (stray temp files removed, and
+/// segments the collector had retired removed for good), as opening
+/// finds them before anything is read.
+pub(crate) fn list_plane(
     fs: &dyn LogFs,
     dir: &Path,
-    kind: PlaneKind,
     config: &LogConfig,
-    block_locations: &BlockLocations,
-    repairs: &mut Vec<String>,
-) -> Result<(Writer, Vec<u64>), LogError> {
+) -> Result<Vec<(u64, Found)>, LogError> {
     let names = fs.list(dir).map_err(|e| LogError::io("listing", dir, e))?;
     let mut found: BTreeMap<u64, Found> = BTreeMap::new();
     for name in &names {
@@ -200,15 +177,62 @@ pub(crate) fn recover_plane(
                 FileKind::Segment => f.segment = true,
                 FileKind::Sidecar => f.sidecar = true,
                 FileKind::Remote => f.remote = true,
+                FileKind::Retired => f.retired = true,
             }
         }
     }
-    // A sidecar without its segment is stale, unless the cold tier noted
-    // a remote copy: then the segment was evicted and is read from there.
-    let ids: Vec<(u64, Found)> = found
-        .into_iter()
-        .filter(|(_, f)| f.segment || (f.sidecar && f.remote))
-        .collect();
+    let mut out = Vec::new();
+    for (id, f) in found {
+        if f.retired {
+            // Its live blocks were copied and made durable before the
+            // marker was: finish removing it.
+            if !config.read_only {
+                crate::collection::remove_segment_files(fs, dir, id)?;
+                fs.sync_dir(dir)
+                    .map_err(|e| LogError::io("syncing", dir, e))?;
+                let _ = fs.remove(&dir.join(crate::segment::retired_name(id)));
+            }
+            continue;
+        }
+        // A sidecar without its segment is stale, unless the cold tier
+        // noted a remote copy: then the segment was evicted and is read
+        // from there.
+        if f.segment || (f.sidecar && f.remote) {
+            out.push((id, f));
+        }
+    }
+    Ok(out)
+}
+
+/// What opening one plane needs at every step.
+pub(crate) struct Opening<'a> {
+    pub fs: &'a dyn LogFs,
+    pub dir: &'a Path,
+    pub kind: PlaneKind,
+    pub config: &'a LogConfig,
+    pub block_locations: &'a BlockLocations,
+    /// Sealed segments a location run covers, with their block counts.
+    pub covered: &'a HashMap<(PlaneKind, u64), u64>,
+}
+
+impl Opening<'_> {
+    fn covered(&self, id: u64) -> Option<u64> {
+        self.covered.get(&(self.kind, id)).copied()
+    }
+}
+
+/// Rebuilds one plane's state from its listing: sealed segments from
+/// their location runs when one covers them (`covered`: entries per
+/// segment), else from their sidecars (rebuilt when missing or short),
+/// evicted ones from their sidecars alone, the open segment by scanning
+/// it and cutting a torn tail. Also returns the ids that have a
+/// cold-tier note.
+pub(crate) fn recover_plane(
+    o: &Opening<'_>,
+    ids: Vec<(u64, Found)>,
+    repairs: &mut Vec<String>,
+) -> Result<(Writer, Vec<u64>), LogError> {
+    let (fs, dir, kind, config) = (o.fs, o.dir, o.kind, o.config);
     let noted: Vec<u64> = ids
         .iter()
         .filter(|(_, f)| f.remote)
@@ -229,16 +253,7 @@ pub(crate) fn recover_plane(
     };
     for &(id, f) in &ids[..ids.len() - 1] {
         let local = if f.segment {
-            match recover_sealed(
-                fs,
-                dir,
-                kind,
-                id,
-                f.sidecar,
-                config,
-                block_locations,
-                repairs,
-            ) {
+            match recover_sealed(o, id, f.sidecar, repairs) {
                 Ok(s) => Some(s),
                 // Evicted by a running server since the listing (read-only
                 // opens run beside one).
@@ -256,19 +271,11 @@ pub(crate) fn recover_plane(
         };
         sealed.push(match local {
             Some(s) => s,
-            None => recover_evicted(fs, dir, kind, id, config, block_locations, repairs)?,
+            None => recover_evicted(o, id, repairs)?,
         });
     }
     if !last_found.segment {
-        sealed.push(recover_evicted(
-            fs,
-            dir,
-            kind,
-            last,
-            config,
-            block_locations,
-            repairs,
-        )?);
+        sealed.push(recover_evicted(o, last, repairs)?);
         if config.read_only {
             return Err(LogError::Layout {
                 path: dir.to_path_buf(),
@@ -283,7 +290,7 @@ pub(crate) fn recover_plane(
     let last_has_sidecar = last_found.sidecar;
     // Read-only: the last segment is read as if open, whatever its state.
     if last_has_sidecar && !config.read_only {
-        let s = recover_sealed(fs, dir, kind, last, true, config, block_locations, repairs);
+        let s = recover_sealed(o, last, true, repairs);
         // A sidecar that does not match means the segment was still open.
         if let Ok(s) = s {
             sealed.push(s);
@@ -293,39 +300,47 @@ pub(crate) fn recover_plane(
             ));
         }
     }
-    let writer = recover_open(
-        fs,
-        dir,
-        kind,
-        last,
-        config,
-        block_locations,
-        repairs,
-        sealed,
-    )?;
+    let writer = recover_open(o, last, repairs, sealed)?;
     Ok((writer, noted))
 }
 
 /// Which files of one segment id a plane directory holds.
 #[derive(Debug, Default, Clone, Copy)]
-struct Found {
-    segment: bool,
-    sidecar: bool,
-    remote: bool,
+pub(crate) struct Found {
+    pub segment: bool,
+    pub sidecar: bool,
+    pub remote: bool,
+    pub retired: bool,
 }
 
 /// An evicted segment: only its sidecar is local. Its blocks are located
 /// from the sidecar (its checksum vouches for it) and read from the cold
 /// tier.
 fn recover_evicted(
-    fs: &dyn LogFs,
-    dir: &Path,
-    kind: PlaneKind,
+    o: &Opening<'_>,
     id: u64,
-    config: &LogConfig,
-    block_locations: &BlockLocations,
     repairs: &mut Vec<String>,
 ) -> Result<Sealed, LogError> {
+    let (fs, dir, kind, config) = (o.fs, o.dir, o.kind, o.config);
+    if let Some(blocks) = o.covered(id) {
+        // Its run has the locations: only the length is needed.
+        let path = dir.join(sidecar_name(id));
+        let len = read_head(fs, &path, 40)
+            .map_err(|e| e.to_string())
+            .and_then(|h| sidecar::segment_len(&h, kind, id))
+            .map_err(|reason| LogError::DamagedSegment {
+                path: path.clone(),
+                offset: 0,
+                reason: format!("the sidecar of an evicted segment is unreadable: {reason}"),
+            })?;
+        return Ok(Sealed {
+            id,
+            len,
+            blocks,
+            path: dir.join(segment_name(id)),
+            evicted: true,
+        });
+    }
     let path = dir.join(sidecar_name(id));
     let decoded = read_file(fs, &path)
         .map_err(|e| e.to_string())
@@ -347,7 +362,7 @@ fn recover_evicted(
             });
         }
     };
-    block_locations.insert_many(locations(kind, id, &entries));
+    o.block_locations.load_sealed(kind, id, &entries)?;
     Ok(Sealed {
         id,
         len,
@@ -355,6 +370,15 @@ fn recover_evicted(
         path: dir.join(segment_name(id)),
         evicted: true,
     })
+}
+
+/// The first `n` bytes of a file (fewer if it is shorter).
+fn read_head(fs: &dyn LogFs, path: &Path, n: u64) -> io::Result<Vec<u8>> {
+    let f = fs.open(path, false)?;
+    let len = f.size()?.min(n);
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
 }
 
 fn read_file(fs: &dyn LogFs, path: &Path) -> io::Result<Vec<u8>> {
@@ -385,22 +409,32 @@ fn fresh_writer(id: u64, seg: NewSegment, sealed: Vec<Sealed>) -> Writer {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn recover_sealed(
-    fs: &dyn LogFs,
-    dir: &Path,
-    kind: PlaneKind,
+    o: &Opening<'_>,
     id: u64,
     has_sidecar: bool,
-    config: &LogConfig,
-    block_locations: &BlockLocations,
     repairs: &mut Vec<String>,
 ) -> Result<Sealed, LogError> {
+    let (fs, dir, kind, config) = (o.fs, o.dir, o.kind, o.config);
     let path = dir.join(segment_name(id));
     let file = fs
         .open(&path, false)
         .map_err(|e| LogError::io("opening", &path, e))?;
     let len = file.size().map_err(|e| LogError::io("reading", &path, e))?;
+    let covered = o.covered(id);
+    if let Some(blocks) = covered
+        && has_sidecar
+        && !config.verify_sealed_on_open
+    {
+        // Its run has the locations; the sidecar need not be read.
+        return Ok(Sealed {
+            id,
+            len,
+            blocks,
+            path,
+            evicted: false,
+        });
+    }
     let from_sidecar = if has_sidecar {
         read_sidecar(fs, dir, kind, id, len)
     } else {
@@ -433,7 +467,9 @@ fn recover_sealed(
             s.entries
         }
     };
-    block_locations.insert_many(locations(kind, id, &entries));
+    if covered.is_none() {
+        o.block_locations.load_sealed(kind, id, &entries)?;
+    }
     Ok(Sealed {
         id,
         len,
@@ -454,17 +490,13 @@ fn read_sidecar(
     sidecar::decode(&buf, kind, id, segment_len).ok()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn recover_open(
-    fs: &dyn LogFs,
-    dir: &Path,
-    kind: PlaneKind,
+    o: &Opening<'_>,
     id: u64,
-    config: &LogConfig,
-    block_locations: &BlockLocations,
     repairs: &mut Vec<String>,
     sealed: Vec<Sealed>,
 ) -> Result<Writer, LogError> {
+    let (fs, dir, kind, config) = (o.fs, o.dir, o.kind, o.config);
     let path = dir.join(segment_name(id));
     let io = |op, e| LogError::io(op, &path, e);
     let file = fs
@@ -539,7 +571,8 @@ fn recover_open(
         // What was recovered may still be only in the page cache.
         file.sync_data().map_err(|e| io("syncing", e))?;
     }
-    block_locations.insert_many(locations(kind, id, &s.entries));
+    o.block_locations
+        .insert_hot(locations(kind, id, &s.entries));
     let sync_files = open_sync_files(fs, &path).map_err(|e| io("opening", e))?;
     Ok(Writer {
         seg_id: id,

@@ -95,6 +95,14 @@ impl Residency {
             .insert((plane, id), Arc::new(r));
     }
 
+    /// Forgets a segment the collector removed.
+    pub fn remove(&self, plane: PlaneKind, id: u64) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(plane, id));
+    }
+
     /// `None` for the open segment (and for unknown ones).
     pub fn get(&self, plane: PlaneKind, id: u64) -> Option<Arc<Resident>> {
         self.map

@@ -54,11 +54,18 @@ pub(crate) fn remote_name(id: u64) -> String {
     format!("{id:020}.remote")
 }
 
+/// The collector's durable mark on a segment it is removing (see
+/// `collection`): at open, a segment with one is removed.
+pub(crate) fn retired_name(id: u64) -> String {
+    format!("{id:020}.retired")
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileKind {
     Segment,
     Sidecar,
     Remote,
+    Retired,
 }
 
 /// `(id, kind)` for a segment or sidecar file name; `None` for anything else.
@@ -71,6 +78,7 @@ pub(crate) fn parse_name(name: &str) -> Option<(u64, FileKind)> {
         "car" => FileKind::Segment,
         "idx" => FileKind::Sidecar,
         "remote" => FileKind::Remote,
+        "retired" => FileKind::Retired,
         _ => return None,
     };
     Some((stem.parse().ok()?, kind))
@@ -113,6 +121,7 @@ mod tests {
         assert_eq!(parse_name(&segment_name(42)), Some((42, FileKind::Segment)));
         assert_eq!(parse_name(&sidecar_name(7)), Some((7, FileKind::Sidecar)));
         assert_eq!(parse_name(&remote_name(7)), Some((7, FileKind::Remote)));
+        assert_eq!(parse_name(&retired_name(7)), Some((7, FileKind::Retired)));
         assert_eq!(parse_name("00000000000000000042.car.tmp"), None);
         assert_eq!(parse_name("42.car"), None);
     }

@@ -58,6 +58,23 @@ pub(crate) fn decode(
     decode_any_len(bytes, plane, id, Some(segment_len)).map(|(_, e)| e)
 }
 
+/// The segment length a sidecar records, from its first 40 bytes alone
+/// (its checksum is not checked: for a sidecar already trusted once).
+pub(crate) fn segment_len(head: &[u8], plane: PlaneKind, id: u64) -> Result<u64, String> {
+    if head.len() < 40 || &head[..8] != MAGIC {
+        return Err("not a sidecar".into());
+    }
+    let u64_at = |at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&head[at..at + 8]);
+        u64::from_le_bytes(a)
+    };
+    if head[8] != plane.code() || u64_at(16) != id {
+        return Err("belongs to another plane or segment".into());
+    }
+    Ok(u64_at(24))
+}
+
 /// Decodes a sidecar whose segment is not at hand (evicted to the cold
 /// tier): returns the segment length it records, and its entries.
 /// `expect_len`, when given, must match.
