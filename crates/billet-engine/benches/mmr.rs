@@ -54,6 +54,7 @@ async fn commit(ix: &dyn Index, bucket: &str, head: Cid, nodes: Vec<(u64, Hash)>
         changes: Vec::new(),
         completed_uploads: Vec::new(),
         mmr: nodes,
+        commits: Vec::new(),
     })
     .await
     .expect("commit");

@@ -19,6 +19,9 @@ use crate::store::CachedStore;
 pub struct StagedBody {
     pub ingested: Ingested,
     pub(crate) receipt: Receipt,
+    /// Keeps a collection from taking its blocks until it is committed
+    /// (or recorded as a part), or dropped.
+    pub(crate) _staging: Arc<billet_log::Staging>,
 }
 
 /// Blocks this size and up are written from a blocking thread.
@@ -117,11 +120,13 @@ where
         max_size: Some(max_size),
         ..IngestOptions::default()
     };
+    let staging = Arc::new(log.staging());
     let mut sink = LogSink::new(log.clone());
     let ingested = ingest(body, &opts, &mut sink).await?;
     Ok(StagedBody {
         ingested,
         receipt: sink.finish().await?,
+        _staging: staging,
     })
 }
 

@@ -4,10 +4,13 @@
 //! that links it): the commit, then the MST in pre-order — each node, then
 //! for each position its left subtree and then the entry's value: the
 //! manifest, its body (file nodes before their children), and the older
-//! versions its `prev` chain reaches. With history, each earlier commit
-//! follows with whatever of its DAG was not already written. Every block is
-//! written once; memory holds the set of CIDs written, never block data
-//! beyond the one being copied.
+//! versions its `prev` chain reaches. With history, each earlier commit the
+//! bucket's retention keeps follows with whatever of its DAG was not
+//! already written. Every link in the file resolves inside it: a commit
+//! names its predecessor by CID bytes, not by link (a version-1 commit
+//! links it, so the commits it links come too). Every block is written
+//! once; memory holds the set of CIDs written, never block data beyond the
+//! one being copied.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -24,6 +27,17 @@ use bytes::Bytes;
 use ipld_core::ipld::Ipld;
 
 use crate::error::EngineError;
+
+/// Which earlier commits an export holds besides the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportHistory {
+    /// The head's DAG alone (for a version-1 head, with the commits its
+    /// `prev` links reach).
+    Head,
+    /// Every earlier commit down to this sequence number (the oldest the
+    /// bucket's retention keeps), each with its DAG.
+    Down(u64),
+}
 
 /// Running totals, passed to the progress callback as blocks are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -192,13 +206,13 @@ fn collect_links(v: &Ipld, out: &mut Vec<Cid>) {
 }
 
 /// Streams the bucket DAG under `head` to `out` as a CARv1 (see the module
-/// docs for the order). `history` adds every earlier commit and what it
-/// reaches. Blocks are read and verified on the calling thread and written
-/// on a second one, so the two overlap.
+/// docs for the order). `history` says which earlier commits come too,
+/// each with what it reaches. Blocks are read and verified on the calling
+/// thread and written on a second one, so the two overlap.
 pub fn export_car<S: BlockStore, W: Write + Send>(
     store: &S,
     head: &Cid,
-    history: bool,
+    history: ExportHistory,
     out: W,
     progress: &mut dyn FnMut(&ExportStats),
 ) -> Result<(ExportStats, W), EngineError> {
@@ -275,7 +289,7 @@ pub fn export_car<S: BlockStore, W: Write + Send>(
 fn walk<S: BlockStore>(
     ex: &mut Exporter<'_, S>,
     head: &Cid,
-    history: bool,
+    history: ExportHistory,
 ) -> Result<(), EngineError> {
     let data = ex
         .emit(head)?
@@ -321,18 +335,25 @@ fn walk<S: BlockStore>(
     walked?;
     let ex = cell.into_inner();
 
-    if history {
-        let mut prev = commit.prev;
-        while let Some(p) = prev {
-            let Some(data) = ex.emit(&p)? else {
-                break;
-            };
-            let older = Commit::decode(&data)?;
-            ex.stats.commits += 1;
-            // The commit's tree; its `prev` is the next turn of this loop.
-            ex.dag(&older.data)?;
-            prev = older.prev;
-        }
+    let mut at = commit;
+    loop {
+        let wanted = match history {
+            ExportHistory::Head => false,
+            ExportHistory::Down(floor) => at.seq > floor,
+        };
+        // A version-1 commit links its predecessor: leaving it out would
+        // leave the link dangling.
+        let Some(p) = at.prev.filter(|_| wanted || at.links_prev()) else {
+            break;
+        };
+        let Some(data) = ex.emit(&p)? else {
+            break;
+        };
+        let older = Commit::decode(&data)?;
+        ex.stats.commits += 1;
+        // The commit's tree; its `prev` is the next turn of this loop.
+        ex.dag(&older.data)?;
+        at = older;
     }
     Ok(())
 }

@@ -28,6 +28,73 @@ fn cbor_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(format!("encoding a proof: {e}"))
 }
 
+/// A checkpoints file's records, oldest first, each with its bytes as
+/// stored (length prefix included).
+async fn read_checkpoints(
+    path: &std::path::Path,
+) -> Result<Vec<(SignedCheckpoint, Vec<u8>)>, EngineError> {
+    let bytes = match tokio::fs::read(path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(EngineError::Io {
+                what: format!("reading {}", path.display()),
+                source,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    let mut rest = bytes.as_slice();
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        // A torn last record (crash mid-append) ends the list.
+        let Some(rec) = rest.get(4..4 + len) else {
+            break;
+        };
+        if let Ok(c) = billet_block::decode_dag_cbor::<SignedCheckpoint>(rec) {
+            out.push((c, rest[..4 + len].to_vec()));
+        }
+        rest = &rest[4 + len..];
+    }
+    Ok(out)
+}
+
+/// Removes the kept checkpoints of `kept.bucket` whose commit is older
+/// than what the bucket keeps (the newest always stays): a proof against
+/// one could no longer show an object. Returns how many went.
+pub(crate) async fn prune_checkpoints(
+    inner: &crate::Inner,
+    kept: &crate::gc::RetainedHistory,
+) -> Result<u64, EngineError> {
+    let dir = inner.config.data_dir.join("checkpoints");
+    let path = dir.join(format!("{}.cbor", kept.bucket));
+    let _file = inner.checkpoint_files.lock().await;
+    let all = read_checkpoints(&path).await?;
+    let newest = all.len().saturating_sub(1);
+    let keep: Vec<&Vec<u8>> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, (c, _))| *i == newest || c.checkpoint.seq >= kept.floor)
+        .map(|(_, (_, raw))| raw)
+        .collect();
+    let pruned = (all.len() - keep.len()) as u64;
+    if pruned == 0 {
+        return Ok(0);
+    }
+    let bytes: Vec<u8> = keep.into_iter().flatten().copied().collect();
+    let name = format!("{}.cbor", kept.bucket);
+    tokio::task::spawn_blocking(move || {
+        billet_log::write_durable(&billet_log::StdFs, &dir, &name, &bytes)
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(|source| EngineError::Io {
+        what: format!("rewriting {}", path.display()),
+        source,
+    })?;
+    Ok(pruned)
+}
+
 impl Engine {
     /// Makes a new bucket's first commit (its creation, or an import's
     /// head) the first leaf of its MMR, so it can be proven at once. A
@@ -36,24 +103,24 @@ impl Engine {
     pub(crate) async fn start_history(
         &self,
         bucket: &str,
-        head: Cid,
-        seq: u64,
+        first: billet_index::CommitRow,
     ) -> Result<(), EngineError> {
         let mmr = MmrState::load(&self.inner, bucket).await?;
         if mmr.size != 0 {
             return Ok(());
         }
-        let (nodes, _) = mmr.append(&[head])?;
+        let (nodes, _) = mmr.append(&[first.cid])?;
         self.index()
             .commit(billet_index::CommitBatch {
                 bucket: bucket.to_string(),
-                expected_head: head,
-                head,
-                seq,
+                expected_head: first.cid,
+                head: first.cid,
+                seq: first.seq,
                 settings: None,
                 changes: Vec::new(),
                 completed_uploads: Vec::new(),
                 mmr: nodes,
+                commits: vec![first],
             })
             .await?;
         Ok(())
@@ -95,6 +162,8 @@ impl Engine {
         let bytes = billet_block::encode_dag_cbor(&signed).map_err(cbor_err)?;
         let dir = self.checkpoint_dir();
         let path = dir.join(format!("{bucket}.cbor"));
+        // Appends and the collector's pruning rewrite one file.
+        let _file = self.inner.checkpoint_files.lock().await;
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
             let mut f = std::fs::OpenOptions::new()
@@ -116,33 +185,15 @@ impl Engine {
         Ok(signed)
     }
 
-    /// Every checkpoint this node signed for `bucket`, oldest first.
+    /// Every checkpoint this node kept for `bucket`, oldest first (the
+    /// collector prunes those of commits the bucket no longer keeps).
     pub async fn checkpoints(&self, bucket: &str) -> Result<Vec<SignedCheckpoint>, EngineError> {
         let path = self.checkpoint_dir().join(format!("{bucket}.cbor"));
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(EngineError::Io {
-                    what: format!("reading {}", path.display()),
-                    source,
-                });
-            }
-        };
-        let mut out = Vec::new();
-        let mut rest = bytes.as_slice();
-        while rest.len() >= 4 {
-            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            // A torn last record (crash mid-append) ends the list.
-            let Some(rec) = rest.get(4..4 + len) else {
-                break;
-            };
-            if let Ok(c) = billet_block::decode_dag_cbor::<SignedCheckpoint>(rec) {
-                out.push(c);
-            }
-            rest = &rest[4 + len..];
-        }
-        Ok(out)
+        Ok(read_checkpoints(&path)
+            .await?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect())
     }
 
     /// The latest checkpoint signed for `bucket`: from memory, or from its

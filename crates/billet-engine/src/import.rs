@@ -107,7 +107,20 @@ impl Engine {
             let _ = self.index().delete_bucket(&name).await;
             return Err(e.into());
         }
-        self.start_history(&name, head, report.seq).await?;
+        let time_ms = billet_records::Commit::decode(&billet_block::BlockStore::get(
+            self.store().as_ref(),
+            &head,
+        )?)?
+        .time;
+        self.start_history(
+            &name,
+            billet_index::CommitRow {
+                seq: report.seq,
+                cid: head,
+                time_ms,
+            },
+        )
+        .await?;
         self.handle(&name).forget_head();
         self.note_head(&name, head, report.seq);
         Ok(report)

@@ -13,6 +13,7 @@ mod cold;
 mod error;
 mod export;
 mod fsck;
+mod gc;
 mod history;
 mod import;
 mod mmr;
@@ -34,6 +35,7 @@ use billet_index::Index;
 use billet_log::{Log, LogConfig};
 use billet_records::{BucketSettings, Commit, Versioning};
 
+pub use billet_index::Retention;
 /// The index types the engine's API speaks, so that its callers need not
 /// depend on the index crate.
 pub use billet_index::{
@@ -47,8 +49,12 @@ pub use cold::{
     prepare_recovery, read_heads,
 };
 pub use error::EngineError;
-pub use export::{ExportStats, export_car};
+pub use export::{ExportHistory, ExportStats, export_car};
 pub use fsck::FsckReport;
+pub use gc::{
+    BucketHistory, CollectOptions, DEFAULT_KEEP_SECS, GcConfig, GcHooks, GcReport, GcStatus,
+    GcStep, LAST_REPORT, PlaneReport, RetainedHistory,
+};
 pub use mmr::MmrState;
 pub use multipart::{
     CompleteOutcome, CompletedPart, MIN_PART_SIZE, PartInfo, UploadChecksum, UploadInfo,
@@ -88,6 +94,8 @@ pub struct EngineConfig {
     /// Sealed segments shipped to a remote store and read back through it
     /// (`None`: everything stays local).
     pub cold: Option<ColdConfig>,
+    /// The garbage collector.
+    pub gc: GcConfig,
 }
 
 impl EngineConfig {
@@ -102,6 +110,7 @@ impl EngineConfig {
             roll_forward: true,
             min_part_size: multipart::MIN_PART_SIZE,
             cold: None,
+            gc: GcConfig::default(),
         }
     }
 }
@@ -137,6 +146,9 @@ pub(crate) struct Inner {
     pub(crate) latest_checkpoints: Mutex<HashMap<String, billet_proof::SignedCheckpoint>>,
     buckets: Mutex<HashMap<String, Arc<BucketQueue>>>,
     pub(crate) cold: Option<Arc<cold::ColdTier>>,
+    pub(crate) gc: gc::GcState,
+    /// Held while a bucket's checkpoints file is appended to or rewritten.
+    pub(crate) checkpoint_files: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone)]
@@ -187,6 +199,8 @@ impl Engine {
                 latest_checkpoints: Mutex::new(HashMap::new()),
                 buckets: Mutex::new(HashMap::new()),
                 cold,
+                gc: gc::GcState::default(),
+                checkpoint_files: tokio::sync::Mutex::new(()),
             }),
         };
         if roll_forward {
@@ -197,6 +211,7 @@ impl Engine {
         if !engine.inner.config.log.read_only {
             engine.seed_heads().await?;
         }
+        engine.load_gc_report();
         Ok(engine)
     }
 
@@ -248,6 +263,9 @@ impl Engine {
             return Err(EngineError::BucketExists(name.to_string()));
         }
         self.admit()?;
+        // Until the index knows the bucket, nothing else keeps its first
+        // blocks from a collection.
+        let _staging = self.log().staging();
         let empty = billet_mst::empty_root();
         let settings = BucketSettings {
             chunk_size: self.inner.config.chunk_size as u64,
@@ -265,7 +283,15 @@ impl Engine {
         };
         self.log().append(&[], &[empty, commit]).await?;
         self.inner.index.create_bucket(&state).await?;
-        self.start_history(name, state.head, 0).await?;
+        self.start_history(
+            name,
+            billet_index::CommitRow {
+                seq: 0,
+                cid: state.head,
+                time_ms: now,
+            },
+        )
+        .await?;
         self.handle(name).forget_head();
         self.note_head(name, state.head, 0);
         Ok(state)

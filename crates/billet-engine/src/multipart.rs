@@ -439,6 +439,9 @@ impl Engine {
                 (root, nodes)
             }
         };
+        // The new file nodes are kept from any collection until the
+        // commit that references them is through.
+        let _staging = self.log().staging();
         let log = self.log().clone();
         let receipt = tokio::task::spawn_blocking(move || log.write(&nodes))
             .await

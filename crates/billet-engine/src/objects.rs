@@ -256,6 +256,18 @@ impl Engine {
                 None => EngineError::NoSuchKey(src_key.to_string()),
             });
         }
+        // The new manifest refers to the source's body without writing it:
+        // held against a collection until it is committed.
+        let pin = match src.manifest.body {
+            Some(root) => Some(self.pin_body(root).await.map_err(|e| match e {
+                EngineError::Log(billet_log::LogError::Block(
+                    billet_block::BlockError::Missing(_),
+                )) => EngineError::NoSuchKey(src_key.to_string()),
+                e => e,
+            })?),
+            None => None,
+        };
+        let receipt = pin.as_ref().map(|p| p.receipt).unwrap_or_default();
         let mut manifest = src.manifest.clone();
         manifest.key = dst_key.to_string();
         manifest.version_id = None;
@@ -266,15 +278,13 @@ impl Engine {
         if let Some(meta) = meta {
             meta.apply(&mut manifest);
         }
-        // The body is already durable in the log.
-        self.commit_manifest(
-            dst_bucket,
-            dst_key,
-            manifest,
-            condition,
-            billet_log::Receipt::default(),
-        )
-        .await
+        // The body is already durable in the log (but for copies a
+        // collection asked for: the receipt).
+        let put = self
+            .commit_manifest(dst_bucket, dst_key, manifest, condition, receipt)
+            .await;
+        drop(pin);
+        put
     }
 
     /// Replaces the tags of one version (the latest when `version_id` is

@@ -157,10 +157,16 @@ impl Engine {
             let mut head = state.head;
             let mut last: Option<&Commit> = None;
             let mut chain = Vec::new();
+            let mut recorded = Vec::new();
             while let Some((cid, c)) = next.get(&(entry.name.as_str(), head)) {
                 head = *cid;
                 last = Some(c);
                 chain.push(*cid);
+                recorded.push(billet_index::CommitRow {
+                    seq: c.seq,
+                    cid: *cid,
+                    time_ms: c.time,
+                });
             }
             let Some(commit) = last else { continue };
             let (store, root) = (self.store().clone(), commit.data);
@@ -220,6 +226,7 @@ impl Engine {
                     changes: Vec::new(),
                     completed_uploads: Vec::new(),
                     mmr: nodes,
+                    commits: recorded,
                 })
                 .await?;
             moved.push(format!(

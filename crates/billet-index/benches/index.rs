@@ -86,6 +86,7 @@ async fn bench(ix: Arc<dyn Index>, label: &str, prepare: Option<Prepare>) {
             changes,
             completed_uploads: vec![],
             mmr: vec![],
+            commits: vec![],
         })
         .await
         .expect("commit");

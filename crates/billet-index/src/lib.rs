@@ -139,6 +139,26 @@ pub trait Index: Send + Sync + 'static {
         bucket: &str,
         positions: &[u64],
     ) -> Result<Vec<Option<[u8; 32]>>, IndexError>;
+    /// The bucket's recorded commits from `from_seq` up, oldest first, at
+    /// most `max`.
+    async fn commits(
+        &self,
+        bucket: &str,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<CommitRow>, IndexError>;
+    /// Records commits outside a head move (filling in a bucket's history
+    /// recorded before commits were).
+    async fn put_commits(&self, bucket: &str, rows: Vec<CommitRow>) -> Result<(), IndexError>;
+    /// The bucket's own history retention (`None`: the node default).
+    async fn retention(&self, bucket: &str) -> Result<Option<Retention>, IndexError>;
+    /// Sets (or with `None` clears) the bucket's own retention; false if
+    /// there is no such bucket.
+    async fn set_retention(
+        &self,
+        bucket: &str,
+        retention: Option<Retention>,
+    ) -> Result<bool, IndexError>;
 
     // Access keys.
 
@@ -159,6 +179,18 @@ pub trait Index: Send + Sync + 'static {
         id: u64,
         state: RemoteState,
     ) -> Result<bool, IndexError>;
+    /// Durably marks a recorded segment retired (the collector removed it
+    /// locally): its copies are in segments of the same plane up to
+    /// `moved_to`. False if it is not recorded.
+    async fn retire_segment(
+        &self,
+        node: &str,
+        plane: &str,
+        id: u64,
+        moved_to: u64,
+    ) -> Result<bool, IndexError>;
+    /// A node's retired segments: `(plane, id, moved_to)`.
+    async fn retired_segments(&self, node: &str) -> Result<Vec<(String, u64, u64)>, IndexError>;
     /// A node's recorded segments, by plane and id.
     async fn segments(&self, node: &str) -> Result<Vec<RemoteSegment>, IndexError>;
     /// Forgets segments `(plane, id)` of `node` and, in the same

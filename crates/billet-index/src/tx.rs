@@ -13,7 +13,7 @@ use billet_records::{BucketSettings, Manifest};
 
 use crate::error::IndexError;
 use crate::list::ScanRequest;
-use crate::types::{ObjectSummary, Part, Upload};
+use crate::types::{CommitRow, ObjectSummary, Part, Upload};
 
 /// Whether a write transaction must be durable when it commits. Commits of
 /// object rows need not be (the log is their redo log); multipart state
@@ -116,6 +116,12 @@ pub(crate) trait BucketTx {
     /// Number of MMR nodes stored.
     fn mmr_size(&mut self) -> Result<u64, IndexError>;
     fn insert_mmr(&mut self, nodes: &[(u64, [u8; 32])]) -> Result<(), IndexError>;
+
+    /// Records commits (a row already there for a sequence number is
+    /// replaced).
+    fn put_commits(&mut self, rows: &[CommitRow]) -> Result<(), IndexError>;
+    /// Commits from `from_seq` up, oldest first, at most `limit`.
+    fn commits_from(&mut self, from_seq: u64, limit: usize) -> Result<Vec<CommitRow>, IndexError>;
 
     /// The `ord` of one version, for a version-id marker.
     fn version_ord(&mut self, key: &str, version_id: &str) -> Result<Option<i64>, IndexError>;

@@ -82,6 +82,39 @@ pub enum RowChange {
     },
 }
 
+/// One commit of a bucket as the index records it: the commit MMR's
+/// leaves in order, and what history retention decides on. Kept for
+/// every commit the MMR holds (the commit blocks are kept too: recovery
+/// rebuilds the MMR from them, and a proof about a commit whose tree was
+/// collected can still show the commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitRow {
+    pub seq: u64,
+    pub cid: Cid,
+    /// The commit's `time`, ms since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// How much history a bucket keeps readable; a field left `None` takes
+/// the node's default. A commit stays if it is younger than `keep_secs`
+/// or among the newest `keep_commits` (the head always stays).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_secs: Option<u64>,
+    pub keep_commits: Option<u64>,
+}
+
+impl Retention {
+    /// A bucket's own retention from its two columns (`None` when neither
+    /// is set).
+    pub(crate) fn from_columns(secs: Option<i64>, commits: Option<i64>) -> Option<Retention> {
+        (secs.is_some() || commits.is_some()).then(|| Retention {
+            keep_secs: secs.map(|v| v.max(0) as u64),
+            keep_commits: commits.map(|v| v.max(0) as u64),
+        })
+    }
+}
+
 /// Everything one commit changes, applied in one transaction: the head
 /// moves from `expected_head` to `head` (compare-and-swap) or nothing does.
 #[derive(Debug, Clone)]
@@ -99,6 +132,9 @@ pub struct CommitBatch {
     /// MMR nodes appended by this commit: (position, hash), positions
     /// continuing the bucket's MMR without gaps.
     pub mmr: Vec<(u64, [u8; 32])>,
+    /// The commits whose MMR leaves this batch appends, recorded (or
+    /// recorded again) in the same transaction.
+    pub commits: Vec<CommitRow>,
 }
 
 /// ListObjects / ListObjectsV2 parameters (markers already decoded).
@@ -219,6 +255,9 @@ pub enum RemoteState {
     Shipped,
     /// On the remote only.
     Evicted,
+    /// Removed locally by the collector, its live blocks copied into newer
+    /// segments; its remote objects are deleted once those have shipped.
+    Retired,
 }
 
 impl RemoteState {
@@ -226,6 +265,7 @@ impl RemoteState {
         match self {
             RemoteState::Shipped => "shipped",
             RemoteState::Evicted => "evicted",
+            RemoteState::Retired => "retired",
         }
     }
 
@@ -233,6 +273,7 @@ impl RemoteState {
         match s {
             "shipped" => Some(RemoteState::Shipped),
             "evicted" => Some(RemoteState::Evicted),
+            "retired" => Some(RemoteState::Retired),
             _ => None,
         }
     }

@@ -62,6 +62,7 @@ async fn commit(ix: &dyn Index, bucket: &str, changes: Vec<RowChange>) -> Cid {
         changes,
         completed_uploads: vec![],
         mmr: vec![],
+        commits: Vec::new(),
     })
     .await
     .unwrap();
@@ -221,6 +222,7 @@ async fn case_cas_and_atomicity(ix: &dyn Index) {
             changes: vec![put("z", NULL_VERSION, "z")],
             completed_uploads: vec![],
             mmr: vec![],
+            commits: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -242,6 +244,7 @@ async fn case_cas_and_atomicity(ix: &dyn Index) {
             changes: vec![put("z", NULL_VERSION, "z")],
             completed_uploads: vec!["no-such-upload".into()],
             mmr: vec![(0, [7; 32])],
+            commits: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -272,6 +275,7 @@ async fn case_concurrent_committers(ix: Arc<dyn Index>) {
                 changes: vec![put(&format!("k{i}"), NULL_VERSION, "v")],
                 completed_uploads: vec![],
                 mmr: vec![],
+                commits: Vec::new(),
             })
             .await
         }));
@@ -302,6 +306,7 @@ async fn case_concurrent_committers(ix: Arc<dyn Index>) {
                         changes: vec![put(&format!("r{i}"), NULL_VERSION, "v")],
                         completed_uploads: vec![],
                         mmr: vec![],
+                        commits: Vec::new(),
                     })
                     .await;
                 match r {
@@ -506,6 +511,7 @@ async fn case_versions(ix: &dyn Index) {
             }],
             completed_uploads: vec![],
             mmr: vec![],
+            commits: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -903,6 +909,7 @@ async fn case_multipart(ix: &dyn Index) {
         changes: vec![put("x/1", NULL_VERSION, "done")],
         completed_uploads: vec![id.into()],
         mmr: vec![],
+        commits: Vec::new(),
     };
     assert!(matches!(
         ix.commit(complete("u0", 1, b.head)).await,
@@ -941,6 +948,7 @@ async fn case_complete_and_abort_race(ix: Arc<dyn Index>) {
                 changes: vec![put("k", NULL_VERSION, &id1)],
                 completed_uploads: vec![id1.clone()],
                 mmr: vec![],
+                commits: Vec::new(),
             })
             .await
         });
@@ -1005,6 +1013,7 @@ async fn case_mmr(ix: &dyn Index) {
         changes: vec![],
         completed_uploads: vec![],
         mmr,
+        commits: Vec::new(),
     };
     ix.commit(batch(1, b.head, vec![(0, [0; 32])]))
         .await
@@ -1027,6 +1036,68 @@ async fn case_mmr(ix: &dyn Index) {
         Err(IndexError::MmrOverwrite(5))
     ));
     assert_eq!(ix.bucket("h").await.unwrap().unwrap().seq, 2);
+}
+
+async fn case_commits_and_retention(ix: &dyn Index) {
+    ix.create_bucket(&state("cr")).await.unwrap();
+    let b = ix.bucket("cr").await.unwrap().unwrap();
+    let row = |seq: u64| CommitRow {
+        seq,
+        cid: cid(&format!("cr-{seq}")),
+        time_ms: 1000 + seq as i64,
+    };
+    // A commit records its row in the transaction that moves the head...
+    ix.commit(CommitBatch {
+        bucket: "cr".into(),
+        expected_head: b.head,
+        head: cid("cr-1"),
+        seq: 1,
+        settings: None,
+        changes: vec![],
+        completed_uploads: vec![],
+        mmr: vec![],
+        commits: vec![row(1)],
+    })
+    .await
+    .unwrap();
+    // ... and not when the head does not move.
+    assert!(
+        ix.commit(CommitBatch {
+            bucket: "cr".into(),
+            expected_head: b.head,
+            head: cid("cr-x"),
+            seq: 2,
+            settings: None,
+            changes: vec![],
+            completed_uploads: vec![],
+            mmr: vec![],
+            commits: vec![row(2)],
+        })
+        .await
+        .is_err()
+    );
+    assert_eq!(ix.commits("cr", 0, 10).await.unwrap(), vec![row(1)]);
+    // Filling in older history; a row given again is replaced.
+    ix.put_commits("cr", vec![row(0), row(1)]).await.unwrap();
+    ix.put_commits("cr", (2..50).map(row).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let page = ix.commits("cr", 10, 5).await.unwrap();
+    assert_eq!(page, (10..15).map(row).collect::<Vec<_>>());
+    assert_eq!(ix.commits("cr", 0, 1000).await.unwrap().len(), 50);
+    assert!(ix.commits("cr", 50, 10).await.unwrap().is_empty());
+
+    assert_eq!(ix.retention("cr").await.unwrap(), None);
+    let r = Retention {
+        keep_secs: Some(60),
+        keep_commits: None,
+    };
+    assert!(ix.set_retention("cr", Some(r)).await.unwrap());
+    assert_eq!(ix.retention("cr").await.unwrap(), Some(r));
+    assert!(ix.set_retention("cr", None).await.unwrap());
+    assert_eq!(ix.retention("cr").await.unwrap(), None);
+    assert!(!ix.set_retention("nope", Some(r)).await.unwrap());
+    assert_eq!(ix.retention("nope").await.unwrap(), None);
 }
 
 async fn case_access_keys(ix: &dyn Index) {
@@ -1205,6 +1276,21 @@ async fn case_cold_tier(ix: &dyn Index) {
         ix.segments("n1").await.unwrap()[1].state,
         RemoteState::Evicted
     );
+    // The collector retires a segment: it stays recorded, with where its
+    // copies went, until it is forgotten.
+    assert!(ix.retire_segment("n1", "catalog", 0, 7).await.unwrap());
+    assert!(!ix.retire_segment("n1", "catalog", 9, 7).await.unwrap());
+    assert_eq!(
+        ix.retired_segments("n1").await.unwrap(),
+        vec![("catalog".to_string(), 0, 7)]
+    );
+    assert!(ix.retired_segments("n2").await.unwrap().is_empty());
+    assert_eq!(
+        ix.segments("n1").await.unwrap()[0].state,
+        RemoteState::Retired
+    );
+    ix.put_segment(&segment("n1", "catalog", 0)).await.unwrap();
+    assert!(ix.retired_segments("n1").await.unwrap().is_empty());
 
     // Forgetting queues both objects of each forgotten segment, at once.
     assert_eq!(ix.pending_deletes().await.unwrap(), 0);
@@ -1378,6 +1464,7 @@ contract! {
     access_keys => |ix: Arc<dyn Index>| async move { case_access_keys(ix.as_ref()).await },
     rebuild_replaces_rows => |ix: Arc<dyn Index>| async move { case_rebuild(ix.as_ref()).await },
     replay_from => |ix: Arc<dyn Index>| async move { case_replay_from(ix.as_ref()).await },
+    commits_and_retention => |ix: Arc<dyn Index>| async move { case_commits_and_retention(ix.as_ref()).await },
     cold_tier_rows => |ix: Arc<dyn Index>| async move { case_cold_tier(ix.as_ref()).await },
 }
 

@@ -63,6 +63,29 @@ impl Log {
         Ok((bytes, ends))
     }
 
+    /// The blocks of a sealed segment, from its sidecar, in file order:
+    /// `(cid, offset, length)`.
+    pub fn segment_blocks(
+        &self,
+        plane: PlaneKind,
+        id: u64,
+    ) -> Result<Vec<(Cid, u64, u32)>, LogError> {
+        let path = self.plane_dir(plane).join(sidecar_name(id));
+        let bytes = std::fs::read(&path).map_err(|e| LogError::io("reading", &path, e))?;
+        let (_, entries) =
+            crate::sidecar::decode_any_len(&bytes, plane, id, None).map_err(|reason| {
+                LogError::DamagedSegment {
+                    path: path.clone(),
+                    offset: 0,
+                    reason,
+                }
+            })?;
+        Ok(entries
+            .into_iter()
+            .map(|e| (e.cid, e.offset, e.len))
+            .collect())
+    }
+
     fn sealed_resident(
         &self,
         plane: PlaneKind,

@@ -31,12 +31,15 @@ struct Cursor<'s, S> {
 }
 
 impl<'s, S: BlockStore> Cursor<'s, S> {
-    fn new(store: &'s S, root: &Cid) -> Result<Self, MstError> {
+    /// A cursor over the tree at `root`, or over nothing.
+    fn new(store: &'s S, root: Option<&Cid>) -> Result<Self, MstError> {
         let mut c = Cursor {
             store,
             stack: Vec::new(),
         };
-        c.open(root, None)?;
+        if let Some(root) = root {
+            c.open(root, None)?;
+        }
         Ok(c)
     }
 
@@ -113,11 +116,34 @@ pub(crate) fn diff<S: BlockStore>(
     new: &Cid,
 ) -> Result<Vec<Change>, MstError> {
     let mut out = Vec::new();
-    if old == new {
-        return Ok(out);
+    visit(store, Some(old), new, &mut |_| {}, &mut |c| {
+        out.push(c);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// What a diff visitor hears of: a changed key.
+pub type ChangeVisitor<'a> = dyn FnMut(Change) -> Result<(), MstError> + 'a;
+
+/// Walks what `new` has that `old` (or, with `None`, an empty tree) does
+/// not: `on_node` gets every node of `new` that is not a node of `old`
+/// (its root first), `on_change` every key whose value differs, in key
+/// order. Only differing subtrees are opened, and memory is the height
+/// of the trees: a whole tree is walked with `old = None`.
+pub(crate) fn visit<S: BlockStore>(
+    store: &S,
+    old: Option<&Cid>,
+    new: &Cid,
+    on_node: &mut dyn FnMut(&Cid),
+    on_change: &mut ChangeVisitor<'_>,
+) -> Result<(), MstError> {
+    if old == Some(new) {
+        return Ok(());
     }
+    on_node(new);
     let mut a = Cursor::new(store, old)?;
-    let mut b = Cursor::new(store, new)?;
+    let mut b = Cursor::new(store, Some(new))?;
     loop {
         let step = match (a.peek(), b.peek()) {
             (None, None) => Step::Done,
@@ -183,7 +209,7 @@ pub(crate) fn diff<S: BlockStore>(
             ),
         };
         match step {
-            Step::Done => return Ok(out),
+            Step::Done => return Ok(()),
             Step::SkipBoth => {
                 a.skip();
                 b.skip();
@@ -193,11 +219,14 @@ pub(crate) fn diff<S: BlockStore>(
                     a.descend(cid, layer)?;
                 }
                 if let Some((cid, layer)) = tb {
+                    on_node(&cid);
                     b.descend(cid, layer)?;
                 }
             }
             Step::Advance(change, adv_a, adv_b) => {
-                out.extend(change);
+                if let Some(c) = change {
+                    on_change(c)?;
+                }
                 if adv_a {
                     a.skip();
                 }

@@ -34,7 +34,7 @@ use billet_block::{Block, BlockStore, Cid};
 pub use apply::{Applied, Op};
 pub use build::Builder;
 pub use check::{EntryVisitor, TreeStats};
-pub use diff::Change;
+pub use diff::{Change, ChangeVisitor};
 pub use error::MstError;
 pub use layer::{common_prefix_len, layer_of};
 pub use proof::{Proof, verify_proof};
@@ -89,6 +89,20 @@ impl<S: BlockStore> Mst<S> {
     /// subtrees that differ.
     pub fn diff(&self, old: &Cid, new: &Cid) -> Result<Vec<Change>, MstError> {
         diff::diff(&self.store, old, new)
+    }
+
+    /// Visits what the tree at `new` holds that the one at `old` does not
+    /// (with `old = None`, all of it): every node block not in `old` and
+    /// every key whose value differs, without collecting them. Memory is
+    /// the trees' height.
+    pub fn diff_visit(
+        &self,
+        old: Option<&Cid>,
+        new: &Cid,
+        on_node: &mut dyn FnMut(&Cid),
+        on_change: &mut ChangeVisitor<'_>,
+    ) -> Result<(), MstError> {
+        diff::visit(&self.store, old, new, on_node, on_change)
     }
 
     /// The nodes on the path from `root` to where `key` is or would be.

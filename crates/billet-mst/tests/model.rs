@@ -246,6 +246,43 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 
+    /// What the collector relies on: visiting `b` against `a` reaches
+    /// every node of `b` that `a` lacks (and no node `b` lacks) and every
+    /// value that differs; against nothing, all of `b`.
+    #[test]
+    fn diff_visit_reaches_every_node_and_value_the_other_tree_lacks(a in ops_strategy(), b in ops_strategy()) {
+        let pool = key_pool();
+        let mut fx = Fixture::new();
+        fx.apply(a.iter().map(|o| to_op(&pool, o)).collect());
+        let root_a = fx.root;
+        fx.apply(b.iter().map(|o| to_op(&pool, o)).collect());
+        let root_b = fx.root;
+        let mst = Mst::new(&fx.store);
+        let (nodes_a, nodes_b) = (reachable(&fx.store, &root_a), reachable(&fx.store, &root_b));
+        for old in [Some(&root_a), None] {
+            let mut nodes = HashSet::new();
+            let mut changed = Vec::new();
+            mst.diff_visit(old, &root_b, &mut |c| { nodes.insert(*c); }, &mut |c| {
+                changed.push(c);
+                Ok(())
+            }).unwrap();
+            let lacking: HashSet<Cid> = match old {
+                Some(_) => nodes_b.difference(&nodes_a).copied().collect(),
+                None => nodes_b.clone(),
+            };
+            prop_assert!(nodes.is_superset(&lacking));
+            prop_assert!(nodes.is_subset(&nodes_b));
+            let want: Vec<Change> = match old {
+                Some(o) => mst.diff(o, &root_b).unwrap(),
+                None => mst.iter(&root_b, None, None).map(|e| {
+                    let (key, value) = e.unwrap();
+                    Change { key, old: None, new: Some(value) }
+                }).collect(),
+            };
+            prop_assert_eq!(changed, want);
+        }
+    }
+
     #[test]
     fn proofs_verify_and_tampering_fails(ops in ops_strategy(), probe in 0usize..380, flip in any::<prop::sample::Index>()) {
         let pool = key_pool();

@@ -15,6 +15,6 @@ mod commit;
 mod error;
 mod manifest;
 
-pub use commit::{BucketSettings, Commit, Versioning};
+pub use commit::{BucketSettings, COMMIT_VERSION, Commit, Versioning};
 pub use error::RecordError;
 pub use manifest::{ChecksumType, MAX_PARTS, Manifest, etag_is_valid};

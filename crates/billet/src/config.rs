@@ -30,7 +30,28 @@ pub struct FileConfig {
     pub log: LogFile,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub gc: GcFile,
     pub remote: Option<crate::remote_config::RemoteFile>,
+}
+
+/// The garbage collector (see `docs/gc.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcFile {
+    /// Seconds between background collections; 0 turns them off.
+    pub interval_secs: Option<u64>,
+    /// History a bucket keeps readable unless it sets its own: commits
+    /// younger than this many seconds...
+    pub keep_secs: Option<u64>,
+    /// ... or among the newest this many.
+    pub keep_commits: Option<u64>,
+    /// Segments whose live share is below this are rewritten.
+    pub threshold: Option<f64>,
+    /// Live bytes copied per batch.
+    pub batch_bytes: Option<u64>,
+    /// Memory the mark's filter may take.
+    pub filter_max_bytes: Option<u64>,
 }
 
 /// Bounds on connections and their timing (see `listener`).
@@ -128,6 +149,10 @@ pub struct Config {
     pub limits: Limits,
     /// The cold tier, if a `[remote]` is configured.
     pub remote: Option<crate::remote_config::Remote>,
+    /// The garbage collector.
+    pub gc: billet_engine::GcConfig,
+    /// Between background collections (`None`: none run).
+    pub gc_interval: Option<Duration>,
 }
 
 /// How many connections the server holds and how long it waits for them.
@@ -272,6 +297,11 @@ impl Config {
             log,
             limits: Limits::from_file(&file.limits)?,
             remote: crate::remote_config::Remote::from_file(file.remote.as_ref())?,
+            gc: gc_config(&file.gc)?,
+            gc_interval: match file.gc.interval_secs.unwrap_or(3600) {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
         })
     }
 }
@@ -287,8 +317,32 @@ impl Config {
         ec.min_part_size = self.min_part_size;
         ec.log = self.log.clone();
         ec.cold = self.remote.as_ref().map(|r| r.cold_config()).transpose()?;
+        ec.gc = self.gc.clone();
         Ok(ec)
     }
+}
+
+fn gc_config(f: &GcFile) -> Result<billet_engine::GcConfig> {
+    let mut gc = billet_engine::GcConfig::default();
+    if f.keep_secs.is_some() || f.keep_commits.is_some() {
+        gc.retention = billet_engine::Retention {
+            keep_secs: f.keep_secs,
+            keep_commits: f.keep_commits,
+        };
+    }
+    if let Some(t) = f.threshold {
+        if !(0.0..=1.0).contains(&t) {
+            bail!("gc.threshold must be between 0 and 1, not {t}");
+        }
+        gc.threshold = t;
+    }
+    if let Some(b) = f.batch_bytes {
+        gc.batch_bytes = b.max(1);
+    }
+    if let Some(b) = f.filter_max_bytes {
+        gc.filter_max_bytes = b.max(4096);
+    }
+    Ok(gc)
 }
 
 fn billet_unixfs_default_chunk() -> usize {

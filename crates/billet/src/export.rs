@@ -93,6 +93,14 @@ pub fn export(config: &Config, bucket: &str, output: Option<&Path>, history: boo
         let engine = offline::reader(config, index).await?;
         let store = engine.store().clone();
         let head = state.head;
+        let history = if history {
+            let kept = engine.retained_history(bucket, config.gc.retention).await?;
+            // The head read above; the retention read a moment later may
+            // have found a newer one, whose floor is at most this high.
+            billet_engine::ExportHistory::Down(kept.floor.min(state.seq))
+        } else {
+            billet_engine::ExportHistory::Head
+        };
         let output = output.map(Path::to_path_buf);
         // The catalog plane is small but read in tree order: one
         // sequential pass first spares the walk thousands of random reads.

@@ -1,8 +1,10 @@
 //! The `billet` command line.
 
+mod admin;
 mod auth_limit;
 mod config;
 mod export;
+mod gc;
 mod history_api;
 mod identity;
 mod import;
@@ -57,13 +59,15 @@ enum Command {
     },
     /// Write a bucket as one CARv1 file rooted at its head commit: the
     /// commit, the MST, every manifest and body (and with --history every
-    /// earlier commit). Safe while the server runs.
+    /// earlier commit its retention keeps). Every link in the file
+    /// resolves inside it. Safe while the server runs.
     Export {
         bucket: String,
         /// Output file, or `-` for standard output (the default).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Also include earlier commits and what they reach.
+        /// Also include the earlier commits the bucket keeps, and what
+        /// they reach.
         #[arg(long)]
         history: bool,
     },
@@ -89,6 +93,32 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Collect garbage: copy the live blocks out of sparse segments and
+    /// remove them (locally, and on the remote through the delete queue).
+    /// Asks the running server through its admin socket, or runs here
+    /// when no server holds the log. BUCKET limits the per-bucket lines.
+    Gc {
+        bucket: Option<String>,
+        /// Mark and report only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or set how much history a bucket keeps readable: commits
+    /// younger than --keep-secs or among the newest --keep-commits (0
+    /// turns a criterion off); the rest keep only their commit blocks.
+    Retention {
+        bucket: String,
+        #[arg(long)]
+        keep_secs: Option<u64>,
+        #[arg(long)]
+        keep_commits: Option<u64>,
+        /// Go back to the node's default.
+        #[arg(long, conflicts_with_all = ["keep_secs", "keep_commits"])]
+        default: bool,
     },
     /// Rebuild a node whose data directory is lost from its remote copy,
     /// into an empty data directory: every bucket as of its shipped head,
@@ -293,6 +323,19 @@ fn main() -> ExitCode {
         Command::Status { json } => {
             config::Config::load(&cli.overrides).and_then(|c| status::status(&c, json))
         }
+        Command::Gc {
+            bucket,
+            dry_run,
+            json,
+        } => config::Config::load(&cli.overrides)
+            .and_then(|c| gc::gc(&c, dry_run, bucket.as_deref(), json)),
+        Command::Retention {
+            bucket,
+            keep_secs,
+            keep_commits,
+            default,
+        } => config::Config::load(&cli.overrides)
+            .and_then(|c| gc::retention(&c, &bucket, keep_secs, keep_commits, default)),
         Command::Recover => {
             let c = config::Config::load(&cli.overrides);
             if let Ok(c) = &c {

@@ -76,6 +76,31 @@ fn cold(engine: &Engine, status: &NodeStatus) {
     }
 }
 
+/// The collector's figures: bytes per plane now, what the last
+/// collection found live and reclaimable, and what it did.
+fn gc(engine: &Engine) {
+    let mut total = [0u64; 2];
+    for s in engine.log().segments() {
+        total[usize::from(s.plane == billet_log::PlaneKind::Catalog)] += s.bytes;
+    }
+    gauge!("billet_gc_total_bytes", "plane" => "data").set(total[0] as f64);
+    gauge!("billet_gc_total_bytes", "plane" => "catalog").set(total[1] as f64);
+    let status = engine.gc_status();
+    gauge!("billet_gc_running").set(f64::from(u8::from(status.running)));
+    let Some(r) = status.last else { return };
+    for (plane, p) in [("data", &r.data), ("catalog", &r.catalog)] {
+        gauge!("billet_gc_live_bytes", "plane" => plane).set(p.live_bytes as f64);
+        gauge!("billet_gc_reclaimable_bytes", "plane" => plane).set(p.reclaimable_bytes as f64);
+        gauge!("billet_gc_last_rewritten_segments", "plane" => plane)
+            .set(p.rewritten_segments as f64);
+        gauge!("billet_gc_last_reclaimed_bytes", "plane" => plane).set(p.reclaimed_bytes as f64);
+        gauge!("billet_gc_last_copied_bytes", "plane" => plane).set(p.copied_bytes as f64);
+    }
+    gauge!("billet_gc_last_duration_seconds").set(r.duration_ms as f64 / 1000.0);
+    gauge!("billet_gc_last_end_timestamp_seconds")
+        .set((r.started_ms as f64 + r.duration_ms as f64) / 1000.0);
+}
+
 /// Renders the metrics text, refreshing engine, log and cold-tier
 /// figures first.
 pub fn render(handle: &PrometheusHandle, engine: &Engine, status: Option<&NodeStatus>) -> String {
@@ -93,5 +118,10 @@ pub fn render(handle: &PrometheusHandle, engine: &Engine, status: Option<&NodeSt
     gauge!("billet_log_fsyncs_total", "plane" => "catalog").set(catalog as f64);
     gauge!("billet_log_blocks").set(engine.log().len() as f64);
     gauge!("billet_log_read_bytes_total").set(engine.store().log_read_bytes() as f64);
+    let (hot, runs, run_memory) = engine.log().location_shape();
+    gauge!("billet_log_locations_in_memory").set(hot as f64);
+    gauge!("billet_log_location_runs").set(runs as f64);
+    gauge!("billet_log_location_filter_bytes").set(run_memory as f64);
+    gc(engine);
     handle.render()
 }

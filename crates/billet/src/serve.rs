@@ -35,6 +35,30 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .context("opening the engine")?;
     let cold = engine.start_cold();
+    let admin = crate::admin::serve(&config.data_dir, engine.clone())?;
+    let collector = config.gc_interval.map(|every| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            // The first tick fires at once: wait a whole interval first.
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match engine
+                    .collect(billet_engine::CollectOptions::default())
+                    .await
+                {
+                    Ok(r) => tracing::info!(
+                        duration_ms = r.duration_ms,
+                        rewritten = r.data.rewritten_segments + r.catalog.rewritten_segments,
+                        reclaimed = r.data.reclaimed_bytes + r.catalog.reclaimed_bytes,
+                        "garbage collection"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                }
+            }
+        })
+    });
     if let Some(c) = engine.cold() {
         tracing::info!(remote = %c.describe(), node = %c.node(), "shipping sealed segments");
     }
@@ -141,6 +165,12 @@ pub async fn run(config: Config) -> Result<()> {
     };
     listener::serve(socket, app.clone(), cap, stopping, DRAIN).await;
     sealer.abort();
+    admin.abort();
+    let _ = std::fs::remove_file(crate::admin::socket_path(&config.data_dir));
+    // A collection cut short is safe (docs/gc.md): it stops where it is.
+    if let Some(c) = collector {
+        c.abort();
+    }
     // An upload cut short is not recorded; it ships again next start.
     if let Some(c) = cold {
         c.stop(Duration::from_secs(5)).await;

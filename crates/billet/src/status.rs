@@ -21,6 +21,8 @@ struct Report {
     serving: bool,
     #[serde(flatten)]
     status: NodeStatus,
+    /// The last garbage collection's report (kept in the data directory).
+    gc: Option<billet_engine::GcReport>,
 }
 
 /// The metrics text of a server on `addr`, if one answers quickly.
@@ -70,20 +72,7 @@ fn live(status: &mut NodeStatus, text: &str) {
     }
 }
 
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+use crate::gc::size;
 
 fn tally(t: Tally) -> String {
     format!("{} ({})", t.segments, size(t.bytes))
@@ -152,6 +141,36 @@ fn print_text(r: &Report) {
     }
 }
 
+fn print_gc(s: &NodeStatus, gc: Option<&billet_engine::GcReport>) {
+    let Some(r) = gc else {
+        println!("garbage collection: none yet");
+        return;
+    };
+    let when = billet_engine::now_ms().saturating_sub(r.started_ms) / 1000;
+    println!(
+        "garbage collection: last {when} s ago, {} ms; rewrote {} segments, reclaimed {}",
+        r.duration_ms,
+        r.data.rewritten_segments + r.catalog.rewritten_segments,
+        size(r.data.reclaimed_bytes + r.catalog.reclaimed_bytes)
+    );
+    for p in &s.planes {
+        let last = if p.plane == "data" {
+            &r.data
+        } else {
+            &r.catalog
+        };
+        let now = p.open.bytes + p.sealed.bytes + p.shipped.bytes + p.evicted.bytes;
+        println!(
+            "{:<8} {} now; at the last collection {} live of {}, {} reclaimable",
+            p.plane,
+            size(now),
+            size(last.live_bytes),
+            size(last.bytes),
+            size(last.reclaimable_bytes)
+        );
+    }
+}
+
 pub fn status(config: &Config, json: bool) -> Result<()> {
     crate::runtime()?.block_on(async {
         let index = keys::open_index(config).await?;
@@ -164,11 +183,13 @@ pub fn status(config: &Config, json: bool) -> Result<()> {
         let report = Report {
             serving: scraped.is_some(),
             status,
+            gc: engine.gc_status().last,
         };
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             print_text(&report);
+            print_gc(&report.status, report.gc.as_ref());
         }
         Ok(())
     })

@@ -123,6 +123,33 @@ impl HeadTracker {
         out
     }
 
+    /// The collector copied blocks out of segments into segments of
+    /// `plane` up to `upto`: a head still waiting may now need those.
+    pub fn raise(&self, plane: billet_log::PlaneKind, upto: u64) {
+        for b in self.lock().values_mut() {
+            for n in &mut b.pending {
+                let mark = match plane {
+                    billet_log::PlaneKind::Data => &mut n.data,
+                    billet_log::PlaneKind::Catalog => &mut n.catalog,
+                };
+                *mark = Some(mark.map_or(upto, |m| m.max(upto)));
+            }
+        }
+    }
+
+    /// Every head the tier has named or may yet name as shipped, by
+    /// bucket: the collector keeps what they reach.
+    pub fn all_heads(&self) -> Vec<(String, Cid)> {
+        let mut out = Vec::new();
+        for (name, b) in self.lock().iter() {
+            out.extend(b.shipped.iter().map(|n| (name.clone(), n.head)));
+            out.extend(b.pending.iter().map(|n| (name.clone(), n.head)));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Heads waiting for segments to ship, summed over buckets.
     pub fn pending(&self) -> usize {
         self.lock().values().map(|b| b.pending.len()).sum()

@@ -173,6 +173,11 @@ pub struct ColdTier {
     pub(crate) heads_dirty: AtomicBool,
     /// Serializes publications of `heads.cbor`.
     pub(crate) publish: tokio::sync::Mutex<()>,
+    /// The collector retired shipped segments whose remote objects wait
+    /// for their copies to ship (see `publish`).
+    pub(crate) retired_waiting: AtomicBool,
+    /// The marks of the last `heads.cbor` written.
+    pub(crate) last_published: Mutex<Option<(Option<u64>, Option<u64>)>>,
 }
 
 impl std::fmt::Debug for ColdTier {
@@ -226,6 +231,8 @@ impl ColdTier {
             stopping: AtomicBool::new(false),
             heads_dirty: AtomicBool::new(false),
             publish: tokio::sync::Mutex::new(()),
+            retired_waiting: AtomicBool::new(true),
+            last_published: Mutex::new(None),
         })
     }
 
@@ -267,6 +274,13 @@ impl ColdTier {
     pub(crate) fn forget_bucket(&self, bucket: &str) {
         self.heads.forget(bucket);
         self.heads_dirty.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// The collector retired shipped segments: `heads.cbor` is written
+    /// again once their copies ship, and then their remote objects go.
+    pub(crate) fn note_retired(&self) {
+        self.retired_waiting.store(true, Ordering::SeqCst);
         self.wake.notify_one();
     }
 

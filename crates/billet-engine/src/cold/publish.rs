@@ -22,7 +22,29 @@ pub(crate) async fn publish(inner: &Arc<Inner>, tier: &Arc<ColdTier>) -> Result<
     let data = shipped_upto(&segments, PlaneKind::Data);
     let catalog = shipped_upto(&segments, PlaneKind::Catalog);
     let moved = tier.heads.advance(data, catalog);
-    if moved.is_empty() && !tier.heads_dirty.swap(false, Ordering::SeqCst) {
+    let dirty = tier.heads_dirty.swap(false, Ordering::SeqCst);
+    // Retired segments wait for a `heads.cbor` whose marks cover their
+    // copies: write one when the marks moved past the last one written.
+    let mut for_retired = false;
+    if tier.retired_waiting.load(Ordering::SeqCst)
+        && *tier
+            .last_published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            != Some((data, catalog))
+    {
+        if inner
+            .index
+            .retired_segments(&tier.config.node)
+            .await?
+            .is_empty()
+        {
+            tier.retired_waiting.store(false, Ordering::SeqCst);
+        } else {
+            for_retired = true;
+        }
+    }
+    if moved.is_empty() && !dirty && !for_retired {
         return Ok(());
     }
     let result = write_doc(inner, tier, data, catalog).await;
@@ -34,6 +56,11 @@ pub(crate) async fn publish(inner: &Arc<Inner>, tier: &Arc<ColdTier>) -> Result<
         }
         return result;
     }
+    *tier
+        .last_published
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((data, catalog));
+    forget_retired(inner, tier, data, catalog).await?;
     let now = now_ms();
     for (bucket, n) in moved {
         inner
@@ -45,6 +72,42 @@ pub(crate) async fn publish(inner: &Arc<Inner>, tier: &Arc<ColdTier>) -> Result<
                 shipped_ms: now,
             })
             .await?;
+    }
+    Ok(())
+}
+
+/// After `heads.cbor` was written with these marks: every retired segment
+/// whose copies are all within them is forgotten, its remote objects
+/// queued for deletion in the same transaction. Until then a rebuild from
+/// the remote may still need it (the copies had not shipped).
+async fn forget_retired(
+    inner: &Arc<Inner>,
+    tier: &Arc<ColdTier>,
+    data: Option<u64>,
+    catalog: Option<u64>,
+) -> Result<(), EngineError> {
+    let retired = inner.index.retired_segments(&tier.config.node).await?;
+    let covered = |plane: &str, moved_to: u64| {
+        let upto = if plane == PlaneKind::Data.name() {
+            data
+        } else {
+            catalog
+        };
+        upto.is_some_and(|u| moved_to <= u)
+    };
+    let done: Vec<(String, u64)> = retired
+        .iter()
+        .filter(|(p, _, m)| covered(p, *m))
+        .map(|(p, id, _)| (p.clone(), *id))
+        .collect();
+    if !done.is_empty() {
+        inner
+            .index
+            .forget_segments(&tier.config.node, &done, now_ms())
+            .await?;
+    }
+    if done.len() == retired.len() {
+        tier.retired_waiting.store(false, Ordering::SeqCst);
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use billet_block::{BlockError, BlockStore, Cid};
-use billet_index::{CommitBatch, Index, RemoteState};
+use billet_index::{CommitBatch, CommitRow, Index, RemoteState};
 use billet_log::PlaneKind;
 use billet_records::Commit;
 use billet_remote::{Encoding, FrameTable, Named, Remote, RemoteCopy, RemoteError, frames};
@@ -333,17 +333,18 @@ impl Engine {
             };
             let checked = verify_head(&counting, &head)?;
             // The commits the MMR holds, oldest first.
-            let mut chain = vec![head];
-            let mut at = head;
-            while (chain.len() as u64) < leaves {
-                let c = Commit::decode(&counting.get(&at)?)?;
-                match c.prev {
-                    Some(p) => {
-                        chain.push(p);
-                        at = p;
-                    }
-                    None => break,
-                }
+            let mut chain = Vec::new();
+            let mut at = Some(head);
+            while let Some(cid) = at
+                && (chain.len() as u64) < leaves
+            {
+                let c = Commit::decode(&counting.get(&cid)?)?;
+                chain.push(CommitRow {
+                    seq: c.seq,
+                    cid,
+                    time_ms: c.time,
+                });
+                at = c.prev;
             }
             chain.reverse();
             Ok::<_, EngineError>((checked, chain))
@@ -383,7 +384,8 @@ impl Engine {
                 Box::new(checked.rows.into_iter().map(Ok)),
             )
             .await?;
-        let (nodes, _) = MmrState::default().append(&chain)?;
+        let cids: Vec<Cid> = chain.iter().map(|r| r.cid).collect();
+        let (nodes, _) = MmrState::default().append(&cids)?;
         self.index()
             .commit(CommitBatch {
                 bucket: b.name.clone(),
@@ -394,6 +396,7 @@ impl Engine {
                 changes: Vec::new(),
                 completed_uploads: Vec::new(),
                 mmr: nodes,
+                commits: chain,
             })
             .await?;
         self.index()

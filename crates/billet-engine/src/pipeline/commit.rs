@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use billet_block::Cid;
-use billet_index::{CommitBatch, IndexError};
+use billet_index::{CommitBatch, CommitRow, IndexError};
 use billet_mst::Mst;
 use billet_records::{BucketSettings, Commit};
 
@@ -109,12 +109,13 @@ pub(super) async fn commit_batch(
             .settings
             .clone()
             .unwrap_or_else(|| head.settings.clone());
+        let time = now_ms();
         let commit = Commit::new(
             bucket.name.clone(),
             head.seq + 1,
             applied.root,
             Some(head.commit),
-            now_ms(),
+            time,
             settings.clone(),
         )
         .to_block()?;
@@ -125,8 +126,10 @@ pub(super) async fn commit_batch(
         for b in &catalog {
             inner.store.remember(b.cid(), b.data());
         }
-        // Pending until its index transaction is through (see `redo`).
+        // Pending until its index transaction is through (see `redo`),
+        // and its new blocks kept from any collection until then.
         let _pending = crate::redo::PendingCommit::begin(inner);
+        let _staging = inner.store.log().staging();
         let log = inner.store.log().clone();
         let written = tokio::task::spawn_blocking(move || log.write_catalog(&catalog))
             .await
@@ -146,6 +149,11 @@ pub(super) async fn commit_batch(
             changes: std::mem::take(&mut plan.changes),
             completed_uploads: std::mem::take(&mut plan.completed_uploads),
             mmr: mmr_nodes,
+            commits: vec![CommitRow {
+                seq: head.seq + 1,
+                cid: commit_cid,
+                time_ms: time,
+            }],
         };
         match inner.index.commit(batch).await {
             Ok(()) => {

@@ -19,7 +19,7 @@ use crate::list::{Cursor, ScanRequest};
 use crate::rows::{anchor, cid_from, key_from, manifest_bytes, settings_bytes};
 use crate::scans::{OBJECTS, ScanSql, UPLOADS, VERSIONS};
 use crate::tx::{BucketTx, HeadRow, NewHead, NewVersion, PutRun};
-use crate::types::{ObjectSummary, ObjectVersion, Part, Upload};
+use crate::types::{CommitRow, ObjectSummary, ObjectVersion, Part, Upload};
 
 pub(super) async fn require_bucket(c: &impl GenericClient, name: &str) -> Result<(), IndexError> {
     let found = c
@@ -513,6 +513,38 @@ impl<C: GenericClient> BucketTx for PgTx<'_, C> {
             &[&self.bucket, &pos, &hashes],
         )?;
         Ok(())
+    }
+
+    fn put_commits(&mut self, rows: &[CommitRow]) -> Result<(), IndexError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq as i64).collect();
+        let cids: Vec<Vec<u8>> = rows.iter().map(|r| r.cid.to_bytes()).collect();
+        let times: Vec<i64> = rows.iter().map(|r| r.time_ms).collect();
+        self.execute(
+            "INSERT INTO commits (bucket, seq, cid, time)
+             SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::bigint[])
+             ON CONFLICT (bucket, seq) DO UPDATE SET cid = excluded.cid, time = excluded.time",
+            &[&self.bucket, &seqs, &cids, &times],
+        )?;
+        Ok(())
+    }
+
+    fn commits_from(&mut self, from_seq: u64, limit: usize) -> Result<Vec<CommitRow>, IndexError> {
+        self.query(
+            "SELECT seq, cid, time FROM commits WHERE bucket = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+            &[&self.bucket, &(from_seq as i64), &(limit as i64)],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(CommitRow {
+                seq: r.try_get::<_, i64>(0)? as u64,
+                cid: cid_from(r.try_get::<_, &[u8]>(1)?)?,
+                time_ms: r.try_get(2)?,
+            })
+        })
+        .collect()
     }
 
     fn version_ord(&mut self, key: &str, version_id: &str) -> Result<Option<i64>, IndexError> {

@@ -71,6 +71,48 @@ pub(super) async fn set_segment_state(
         > 0)
 }
 
+pub(super) async fn retire_segment(
+    c: &mut Object,
+    node: &str,
+    plane: &str,
+    id: u64,
+    moved_to: u64,
+) -> Result<bool, IndexError> {
+    // Durable before the local files go: else the remote objects would be
+    // forgotten, never deleted.
+    let tx = c.transaction().await?;
+    tx.batch_execute("SET LOCAL synchronous_commit = on")
+        .await?;
+    let n = tx
+        .execute(
+            "UPDATE segments SET state = 'retired', moved_to = $4 WHERE node = $1 AND plane = $2 AND id = $3",
+            &[&node, &plane, &(id as i64), &(moved_to as i64)],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+pub(super) async fn retired_segments(
+    c: &impl GenericClient,
+    node: &str,
+) -> Result<Vec<(String, u64, u64)>, IndexError> {
+    c.query(
+        "SELECT plane, id, moved_to FROM segments WHERE node = $1 AND state = 'retired' ORDER BY plane, id",
+        &[&node],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get::<_, String>(0)?,
+            r.try_get::<_, i64>(1)? as u64,
+            r.try_get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+        ))
+    })
+    .collect()
+}
+
 pub(super) async fn segments(
     c: &impl GenericClient,
     node: &str,
@@ -216,7 +258,7 @@ pub(super) async fn purge_bucket(c: &mut Object, name: &str) -> Result<bool, Ind
         &[&name],
     )
     .await?;
-    for table in ["uploads", "versions", "mmr", "shipped_heads"] {
+    for table in ["uploads", "versions", "mmr", "commits", "shipped_heads"] {
         tx.execute(&format!("DELETE FROM {table} WHERE bucket = $1"), &[&name])
             .await?;
     }

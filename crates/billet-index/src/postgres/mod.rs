@@ -160,6 +160,55 @@ impl Index for PgIndex {
         registry::buckets(&self.client().await?).await
     }
 
+    async fn commits(
+        &self,
+        bucket: &str,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<CommitRow>, IndexError> {
+        rules::commits(self, bucket, from_seq, max).await
+    }
+
+    async fn put_commits(&self, bucket: &str, rows: Vec<CommitRow>) -> Result<(), IndexError> {
+        rules::put_commits(self, bucket, rows).await
+    }
+
+    async fn retention(&self, bucket: &str) -> Result<Option<Retention>, IndexError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT retain_secs, retain_commits FROM buckets WHERE name = $1",
+                &[&bucket],
+            )
+            .await?;
+        Ok(match row {
+            Some(r) => Retention::from_columns(r.try_get(0)?, r.try_get(1)?),
+            None => None,
+        })
+    }
+
+    async fn set_retention(
+        &self,
+        bucket: &str,
+        retention: Option<Retention>,
+    ) -> Result<bool, IndexError> {
+        let r = retention.unwrap_or_default();
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE buckets SET retain_secs = $2, retain_commits = $3 WHERE name = $1",
+                &[
+                    &bucket,
+                    &r.keep_secs.map(|v| v as i64),
+                    &r.keep_commits.map(|v| v as i64),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn commit(&self, batch: CommitBatch) -> Result<(), IndexError> {
         rules::commit(self, batch).await
     }
@@ -286,6 +335,20 @@ impl Index for PgIndex {
         state: RemoteState,
     ) -> Result<bool, IndexError> {
         cold::set_segment_state(&self.client().await?, node, plane, id, state).await
+    }
+
+    async fn retire_segment(
+        &self,
+        node: &str,
+        plane: &str,
+        id: u64,
+        moved_to: u64,
+    ) -> Result<bool, IndexError> {
+        cold::retire_segment(&mut self.client().await?, node, plane, id, moved_to).await
+    }
+
+    async fn retired_segments(&self, node: &str) -> Result<Vec<(String, u64, u64)>, IndexError> {
+        cold::retired_segments(&self.client().await?, node).await
     }
 
     async fn segments(&self, node: &str) -> Result<Vec<RemoteSegment>, IndexError> {

@@ -70,6 +70,8 @@ pub(super) async fn delete_bucket(c: &mut Object, name: &str) -> Result<(), Inde
     }
     tx.execute("DELETE FROM mmr WHERE bucket = $1", &[&name])
         .await?;
+    tx.execute("DELETE FROM commits WHERE bucket = $1", &[&name])
+        .await?;
     tx.execute("DELETE FROM shipped_heads WHERE bucket = $1", &[&name])
         .await?;
     tx.execute("DELETE FROM buckets WHERE name = $1", &[&name])

@@ -113,6 +113,20 @@ CREATE TABLE shipped_heads (
     shipped BIGINT NOT NULL
 );
 ",
+    "
+-- Every commit the MMR holds; history retention per bucket (NULL: the
+-- node default); retired segments wait for their copies to ship.
+CREATE TABLE commits (
+    bucket TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    cid BYTEA NOT NULL,
+    time BIGINT NOT NULL,
+    PRIMARY KEY (bucket, seq)
+);
+ALTER TABLE buckets ADD COLUMN retain_secs BIGINT;
+ALTER TABLE buckets ADD COLUMN retain_commits BIGINT;
+ALTER TABLE segments ADD COLUMN moved_to BIGINT;
+",
 ];
 
 /// Arbitrary constant naming billet's migration lock.

@@ -63,6 +63,7 @@ pub(crate) fn commit(tx: &mut dyn BucketTx, batch: &CommitBatch) -> Result<(), I
         tx.delete_parts(upload_id)?;
     }
     append_mmr(tx, &batch.mmr)?;
+    tx.put_commits(&batch.commits)?;
     tx.set_head(&NewHead {
         head: batch.head,
         seq: batch.seq,

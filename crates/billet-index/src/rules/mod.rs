@@ -49,6 +49,27 @@ pub(crate) async fn commit(b: &impl RunTx, batch: CommitBatch) -> Result<(), Ind
     .await
 }
 
+pub(crate) async fn commits(
+    b: &impl RunTx,
+    bucket: &str,
+    from_seq: u64,
+    max: usize,
+) -> Result<Vec<CommitRow>, IndexError> {
+    b.read(bucket, move |tx| tx.commits_from(from_seq, max))
+        .await
+}
+
+pub(crate) async fn put_commits(
+    b: &impl RunTx,
+    bucket: &str,
+    rows: Vec<CommitRow>,
+) -> Result<(), IndexError> {
+    b.write(bucket, Durability::Deferred, move |tx| {
+        tx.put_commits(&rows)
+    })
+    .await
+}
+
 pub(crate) async fn list_objects(
     b: &impl RunTx,
     bucket: &str,

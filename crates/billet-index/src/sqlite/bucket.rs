@@ -515,6 +515,33 @@ impl BucketTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn put_commits(&mut self, rows: &[CommitRow]) -> Result<(), IndexError> {
+        let mut stmt = self.0.prepare_cached(
+            "INSERT INTO commits (seq, cid, time) VALUES (?1, ?2, ?3)
+             ON CONFLICT (seq) DO UPDATE SET cid = excluded.cid, time = excluded.time",
+        )?;
+        for r in rows {
+            stmt.execute(params![r.seq as i64, r.cid.to_bytes(), r.time_ms])?;
+        }
+        Ok(())
+    }
+
+    fn commits_from(&mut self, from_seq: u64, limit: usize) -> Result<Vec<CommitRow>, IndexError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT seq, cid, time FROM commits WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![from_seq as i64, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(CommitRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                cid: cid_from(&r.get::<_, Vec<u8>>(1)?)?,
+                time_ms: r.get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
     fn version_ord(&mut self, key: &str, version_id: &str) -> Result<Option<i64>, IndexError> {
         Ok(self
             .0

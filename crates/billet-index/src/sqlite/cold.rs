@@ -66,6 +66,37 @@ pub(super) fn set_segment_state(
         > 0)
 }
 
+pub(super) fn retire_segment(
+    c: &Connection,
+    node: &str,
+    plane: &str,
+    id: u64,
+    moved_to: u64,
+) -> Result<bool, IndexError> {
+    Ok(c.prepare_cached(
+        "UPDATE segments SET state = 'retired', moved_to = ?4 WHERE node = ?1 AND plane = ?2 AND id = ?3",
+    )?
+    .execute(params![node, plane, id as i64, moved_to as i64])?
+        > 0)
+}
+
+pub(super) fn retired_segments(
+    c: &Connection,
+    node: &str,
+) -> Result<Vec<(String, u64, u64)>, IndexError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT plane, id, moved_to FROM segments WHERE node = ?1 AND state = 'retired' ORDER BY plane, id",
+    )?;
+    let rows = stmt.query_map(params![node], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)? as u64,
+            r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(super) fn segments(c: &Connection, node: &str) -> Result<Vec<RemoteSegment>, IndexError> {
     let mut stmt = c.prepare_cached(
         "SELECT node, plane, id, state, bytes, stored_bytes, encoding, remote_key, sidecar_key, sha256, shipped

@@ -434,6 +434,35 @@ impl Index for SqliteIndex {
             .await
     }
 
+    async fn commits(
+        &self,
+        bucket: &str,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<CommitRow>, IndexError> {
+        rules::commits(self, bucket, from_seq, max).await
+    }
+
+    async fn put_commits(&self, bucket: &str, rows: Vec<CommitRow>) -> Result<(), IndexError> {
+        rules::put_commits(self, bucket, rows).await
+    }
+
+    async fn retention(&self, bucket: &str) -> Result<Option<Retention>, IndexError> {
+        let name = bucket.to_string();
+        self.with_registry(move |c| registry::retention(c, &name))
+            .await
+    }
+
+    async fn set_retention(
+        &self,
+        bucket: &str,
+        retention: Option<Retention>,
+    ) -> Result<bool, IndexError> {
+        let name = bucket.to_string();
+        self.with_registry(move |c| registry::set_retention(c, &name, retention))
+            .await
+    }
+
     async fn put_access_key(&self, key: &AccessKey) -> Result<(), IndexError> {
         let k = key.clone();
         self.with_registry(move |c| registry::put_access_key(c, &k))
@@ -470,6 +499,24 @@ impl Index for SqliteIndex {
     ) -> Result<bool, IndexError> {
         let (node, plane) = (node.to_string(), plane.to_string());
         self.with_registry(move |c| cold::set_segment_state(c, &node, &plane, id, state))
+            .await
+    }
+
+    async fn retire_segment(
+        &self,
+        node: &str,
+        plane: &str,
+        id: u64,
+        moved_to: u64,
+    ) -> Result<bool, IndexError> {
+        let (node, plane) = (node.to_string(), plane.to_string());
+        self.with_registry(move |c| cold::retire_segment(c, &node, &plane, id, moved_to))
+            .await
+    }
+
+    async fn retired_segments(&self, node: &str) -> Result<Vec<(String, u64, u64)>, IndexError> {
+        let node = node.to_string();
+        self.with_registry(move |c| cold::retired_segments(c, &node))
             .await
     }
 

@@ -21,6 +21,30 @@ pub(super) fn bucket_entry(
         .optional()?)
 }
 
+pub(super) fn retention(conn: &Connection, name: &str) -> Result<Option<Retention>, IndexError> {
+    let row: Option<(Option<i64>, Option<i64>)> = conn
+        .prepare_cached("SELECT retain_secs, retain_commits FROM buckets WHERE name = ?1")?
+        .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(s, c)| Retention::from_columns(s, c)))
+}
+
+pub(super) fn set_retention(
+    conn: &Connection,
+    name: &str,
+    r: Option<Retention>,
+) -> Result<bool, IndexError> {
+    let r = r.unwrap_or_default();
+    Ok(conn
+        .prepare_cached("UPDATE buckets SET retain_secs = ?2, retain_commits = ?3 WHERE name = ?1")?
+        .execute(params![
+            name,
+            r.keep_secs.map(|v| v as i64),
+            r.keep_commits.map(|v| v as i64)
+        ])?
+        > 0)
+}
+
 pub(super) fn buckets(conn: &Connection) -> Result<Vec<BucketEntry>, IndexError> {
     let mut stmt = conn.prepare_cached("SELECT name, owner, created FROM buckets ORDER BY name")?;
     let rows = stmt.query_map([], |r| {

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS pending_deletes (
 
 /// Changes to the registry after the first shape, applied in order;
 /// `PRAGMA user_version` counts those applied.
-pub(super) const REGISTRY_MIGRATIONS: &[&str] = &["
+pub(super) const REGISTRY_MIGRATIONS: &[&str] = &[
+    "
 -- The cold tier: segments whose whole copy the remote holds, per node.
 -- (The first `segments` table was never written.)
 DROP TABLE IF EXISTS segments;
@@ -69,7 +70,16 @@ CREATE TABLE shipped_heads (
     seq INTEGER NOT NULL,
     shipped INTEGER NOT NULL
 );
-"];
+",
+    "
+-- History retention per bucket (NULL: the node default); segments the
+-- collector retired wait, as 'retired', until the segments holding their
+-- copies are shipped (moved_to: the newest of those, same plane).
+ALTER TABLE buckets ADD COLUMN retain_secs INTEGER;
+ALTER TABLE buckets ADD COLUMN retain_commits INTEGER;
+ALTER TABLE segments ADD COLUMN moved_to INTEGER;
+",
+];
 
 /// Applies the registry migrations it lacks, each in its own transaction.
 pub(super) fn migrate_registry(conn: &mut Connection) -> Result<(), IndexError> {
@@ -137,6 +147,11 @@ CREATE TABLE IF NOT EXISTS parts (
 CREATE TABLE IF NOT EXISTS mmr (
     pos INTEGER PRIMARY KEY,
     hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commits (
+    seq INTEGER PRIMARY KEY,
+    cid BLOB NOT NULL,
+    time INTEGER NOT NULL
 );
 ";
 

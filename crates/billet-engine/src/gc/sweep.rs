@@ -1,0 +1,208 @@
+//! The sweep: which sealed segments are worth rewriting, and rewriting
+//! them.
+//!
+//! A segment below the fence whose live bytes (by the mark's filter) are
+//! under `threshold` of its size is a candidate; with a cold tier that
+//! ships its plane, only once it has shipped (a segment being uploaded is
+//! left alone). Candidates are rewritten in batches: retire them (no
+//! write deduplicates against them from then on), add the hits so far to
+//! the live set, copy every live block into the open segment through the
+//! ordinary write path (a block with another copy elsewhere is not copied
+//! again), make the copies durable, record shipped ones as retired in the
+//! index (their remote objects are deleted once the copies have shipped),
+//! raise the marks of heads waiting to ship past the copies, then drop the
+//! segments.
+
+use billet_block::{Block, BlockStore, Cid};
+use billet_log::{Fence, Log, PlaneKind, Receipt, SegmentInfo, SegmentState};
+
+use super::mark::Live;
+use super::retention::block_on;
+use super::{GcHooks, GcStep, PlaneReport};
+use crate::Inner;
+use crate::error::EngineError;
+
+/// Bytes a block's frame adds to its length in a segment (length varint
+/// and CID), near enough for the live share.
+const FRAME_OVERHEAD: u64 = 40;
+
+/// Bytes handed to one log write while copying.
+const WRITE_BATCH: usize = 8 << 20;
+
+/// Segments in one batch at most.
+const BATCH_SEGMENTS: usize = 64;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub plane: PlaneKind,
+    pub id: u64,
+    pub bytes: u64,
+    pub live_bytes: u64,
+    pub noted: bool,
+}
+
+/// Sizes every sealed segment's live share; returns the candidates and
+/// fills in the per-plane figures.
+pub(crate) fn plan(
+    inner: &Inner,
+    fence: Fence,
+    live: &Live,
+    threshold: f64,
+    ships: impl Fn(PlaneKind) -> bool,
+    reports: &mut [PlaneReport; 2],
+) -> Result<Vec<Candidate>, EngineError> {
+    let log = inner.store.log();
+    let mut out = Vec::new();
+    for s in log.segments() {
+        let r = &mut reports[super::plane_slot(s.plane)];
+        r.segments += 1;
+        r.bytes += s.bytes;
+        if s.state == SegmentState::Open || s.id >= fence.of(s.plane) {
+            // Written after the mark began: live as a whole.
+            r.live_bytes += s.bytes;
+            continue;
+        }
+        let live_bytes = live_bytes_of(log, &s, live)?;
+        r.live_bytes += live_bytes;
+        if (live_bytes as f64) >= threshold * s.bytes as f64 {
+            continue;
+        }
+        r.reclaimable_bytes += s.bytes.saturating_sub(live_bytes);
+        if ships(s.plane) && !s.noted {
+            continue;
+        }
+        out.push(Candidate {
+            plane: s.plane,
+            id: s.id,
+            bytes: s.bytes,
+            live_bytes,
+            noted: s.noted,
+        });
+    }
+    Ok(out)
+}
+
+fn live_bytes_of(log: &Log, s: &SegmentInfo, live: &Live) -> Result<u64, EngineError> {
+    Ok(log
+        .segment_blocks(s.plane, s.id)?
+        .iter()
+        .filter(|(cid, _, _)| live.contains(cid))
+        .map(|(_, _, len)| u64::from(*len) + FRAME_OVERHEAD)
+        .sum())
+}
+
+/// Groups candidates into batches of one plane, about `batch_bytes` of
+/// live data each.
+pub(crate) fn batches(mut cands: Vec<Candidate>, batch_bytes: u64) -> Vec<Vec<Candidate>> {
+    cands.sort_by_key(|c| (c.plane, c.id));
+    let mut out: Vec<Vec<Candidate>> = Vec::new();
+    let mut live = 0u64;
+    for c in cands {
+        let fits = out.last().is_some_and(|b| {
+            b[0].plane == c.plane && b.len() < BATCH_SEGMENTS && live + c.live_bytes <= batch_bytes
+        });
+        if !fits {
+            out.push(Vec::new());
+            live = 0;
+        }
+        live += c.live_bytes;
+        if let Some(b) = out.last_mut() {
+            b.push(c);
+        }
+    }
+    out
+}
+
+/// What one batch did.
+#[derive(Debug, Default)]
+pub(crate) struct Swept {
+    pub copied_bytes: u64,
+    pub copied_blocks: u64,
+    pub dropped_bytes: u64,
+}
+
+/// Rewrites one batch (see the module docs). Blocking, inside a runtime
+/// context.
+pub(crate) fn sweep_batch(
+    inner: &Inner,
+    live: &mut Live,
+    batch: &[Candidate],
+    hooks: &dyn GcHooks,
+) -> Result<Swept, EngineError> {
+    let Some(first) = batch.first() else {
+        return Ok(Swept::default());
+    };
+    let plane = first.plane;
+    let ids: Vec<u64> = batch.iter().map(|c| c.id).collect();
+    let log = inner.store.log();
+    log.retire(plane, &ids);
+    // Every deduplication against these segments happened before
+    // `retire` and is among the hits; none can happen after.
+    let (hits, _) = log.take_hits();
+    for k in &hits {
+        live.mark_key(k);
+    }
+    let mut swept = Swept::default();
+    let mut receipt = Receipt::default();
+    let mut pending: Vec<Block> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut flush =
+        |pending: &mut Vec<Block>, pending_bytes: &mut usize| -> Result<(), EngineError> {
+            if !pending.is_empty() {
+                receipt = receipt.merge(log.write(pending)?);
+                pending.clear();
+                *pending_bytes = 0;
+            }
+            Ok(())
+        };
+    let half = batch.len().div_ceil(2);
+    for (i, c) in batch.iter().enumerate() {
+        if i == half {
+            flush(&mut pending, &mut pending_bytes)?;
+            hooks.at(GcStep::Copying);
+        }
+        let blocks = log.segment_blocks(c.plane, c.id)?;
+        let live_cids: Vec<Cid> = blocks
+            .iter()
+            .filter(|(cid, _, _)| live.contains(cid))
+            .map(|(cid, _, _)| *cid)
+            .collect();
+        // Evicted segments are read through the cold tier: ask for their
+        // frames together.
+        log.prefetch(&live_cids);
+        for cid in live_cids {
+            let data = log.get(&cid)?;
+            swept.copied_bytes += data.len() as u64;
+            swept.copied_blocks += 1;
+            pending_bytes += data.len();
+            pending.push(Block::verified(cid, data)?);
+            if pending_bytes >= WRITE_BATCH {
+                flush(&mut pending, &mut pending_bytes)?;
+            }
+        }
+        swept.dropped_bytes += c.bytes;
+    }
+    flush(&mut pending, &mut pending_bytes)?;
+    block_on(log.sync(receipt))?;
+    hooks.at(GcStep::CopiesDurable);
+    // The copies are in segments up to the one open now.
+    let moved_to = log.open_segment(plane);
+    if let Some(cold) = &inner.cold {
+        for c in batch {
+            if c.noted {
+                block_on(inner.index.retire_segment(
+                    &cold.config.node,
+                    plane.name(),
+                    c.id,
+                    moved_to,
+                ))?;
+            }
+        }
+        cold.heads.raise(plane, moved_to);
+        cold.note_retired();
+    }
+    hooks.at(GcStep::Retired);
+    log.drop_segments(plane, &ids)?;
+    hooks.at(GcStep::Dropped);
+    Ok(swept)
+}
