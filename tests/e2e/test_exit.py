@@ -132,10 +132,11 @@ def test_export_import_round_trip_and_js_interop(tmp_path):
     expect.write_text(json.dumps({"objects": {"files": files}}))
     node = shutil.which("node")
     assert node, "node is required (the README's test command installs the interop packages)"
-    js = subprocess.run([node, str(ROOT / "tests/interop/check-car.mjs"), str(car), str(expect)],
+    js = subprocess.run([node, str(ROOT / "tests/interop/check-car.mjs"), str(car), str(expect), "--closed"],
                         capture_output=True, text=True, timeout=600)
     assert js.returncode == 0, js.stdout + js.stderr[-4000:]
     assert f"{len(objects_a)} objects checked; 0 problems" in js.stdout, js.stdout
+    assert "closed: " in js.stdout, js.stdout
 
     # The file verifies offline, then imports into an empty node.
     v = run_billet("verify", str(car), data_dir=tmp_path / "unused")

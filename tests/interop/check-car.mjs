@@ -2,7 +2,7 @@
 // Checks a CAR written by billet with the reference IPLD implementations,
 // independently of billet's Rust code.
 //
-//   node check-car.mjs FILE.car [EXPECT.json]
+//   node check-car.mjs FILE.car [EXPECT.json] [--closed]
 //
 // Always: every block's codec is raw, dag-pb or dag-cbor; every block hashes
 // to its CID; every dag-cbor and dag-pb block re-encodes to identical bytes.
@@ -12,7 +12,9 @@
 // the digests; the MST under "root" is walked and must hold exactly "pairs"
 // in order. With {"objects": {"files": {key: path}}}, the CAR's root is a
 // bucket commit and every object's body, found through the MST and its
-// manifest, must equal the given file. Exit 1 on any problem.
+// manifest, must equal the given file. With --closed, the CAR must be a
+// closed DAG: every link of every dag-cbor and dag-pb block names a block
+// the CAR holds. Exit 1 on any problem.
 
 import fs from 'node:fs'
 import { createHash } from 'node:crypto'
@@ -24,9 +26,11 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { exporter } from 'ipfs-unixfs-exporter'
 
-const [file, expectFile] = process.argv.slice(2)
+const args = process.argv.slice(2)
+const closed = args.includes('--closed')
+const [file, expectFile] = args.filter((a) => a !== '--closed')
 if (!file) {
-  console.error('usage: node check-car.mjs FILE.car [EXPECT.json]')
+  console.error('usage: node check-car.mjs FILE.car [EXPECT.json] [--closed]')
   process.exit(2)
 }
 
@@ -153,6 +157,34 @@ function walk (cid, out) {
   }
 }
 
+// Every link a dag-cbor value holds (CIDs anywhere inside it).
+function linksOf (value, out) {
+  const cid = CID.asCID(value)
+  if (cid) {
+    out.push(cid)
+  } else if (Array.isArray(value)) {
+    for (const v of value) linksOf(v, out)
+  } else if (value && typeof value === 'object' && !(value instanceof Uint8Array)) {
+    for (const v of Object.values(value)) linksOf(v, out)
+  }
+  return out
+}
+
+let links = 0
+if (closed) {
+  for (const [key, bytes] of blocks) {
+    const cid = CID.parse(key)
+    let out = []
+    if (cid.code === dagCbor.code) out = linksOf(dagCbor.decode(bytes), [])
+    if (cid.code === dagPb.code) out = dagPb.decode(bytes).Links.map((l) => l.Hash)
+    for (const l of out) {
+      links++
+      if (!blocks.has(l.toString())) problems.push(`${cid} links ${l}, which the CAR does not hold`)
+    }
+  }
+}
+
 for (const p of problems) console.error(p)
+if (closed) console.log(`closed: ${links} links, each to a block the CAR holds`)
 console.log(`${count} blocks, ${bodies} bodies, ${keys} MST keys, ${objects} objects checked; ${problems.length} problems`)
 process.exit(problems.length ? 1 : 0)

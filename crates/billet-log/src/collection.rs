@@ -1,5 +1,8 @@
 //! What the log does for the garbage collector (the engine's `gc`).
 //!
+//! Lock order: a plane's writer lock, then the collection lock; never the
+//! other way round.
+//!
 //! The collector marks what is live from the index and the bucket DAGs,
 //! then copies the live blocks out of sparse segments and drops them. The
 //! log keeps that safe against writes running meanwhile with a **fence**:
@@ -34,7 +37,9 @@ use crate::fs::write_durable;
 use crate::locations::{Key, key_of};
 use crate::log::Log;
 use crate::receipt::Receipt;
-use crate::segment::{PlaneKind, remote_name, retired_name, segment_name, sidecar_name};
+use crate::segment::{
+    PlaneKind, remote_name, retired_name, retiring_name, segment_name, sidecar_name,
+};
 
 /// Per plane, the lowest segment a collection may take: every segment
 /// from this id up is left alone.
@@ -65,6 +70,12 @@ struct Active {
 struct State {
     active: Option<Active>,
     retiring: HashSet<(PlaneKind, u64)>,
+    /// Segments holding a block of which a newer copy was written (a
+    /// write that would not deduplicate against them): the next
+    /// collection takes them, so the older copy does not stay for ever.
+    /// Segments a collection began copying from and did not drop (their
+    /// `.retiring` marker outlived a crash) join them at open.
+    superseded: HashSet<(PlaneKind, u64)>,
     /// Open segment of each plane when each staging still running began.
     staging: [BTreeMap<u64, usize>; 2],
 }
@@ -102,10 +113,25 @@ impl Collection {
     /// between this decision and the write it leads to.
     pub(crate) fn reuse(&self, plane: PlaneKind, seg: u64, key: &Key) -> Reuse {
         let mut st = self.lock();
-        if st.retiring.contains(&(plane, seg)) {
+        let reuse = st.decide(plane, seg, key);
+        if reuse == Reuse::Fresh {
+            st.superseded.insert((plane, seg));
+        }
+        reuse
+    }
+
+    /// Segments found at open with a `.retiring` marker.
+    pub(crate) fn unfinished(&self, ids: impl IntoIterator<Item = (PlaneKind, u64)>) {
+        self.lock().superseded.extend(ids);
+    }
+}
+
+impl State {
+    fn decide(&mut self, plane: PlaneKind, seg: u64, key: &Key) -> Reuse {
+        if self.retiring.contains(&(plane, seg)) {
             return Reuse::Fresh;
         }
-        let Some(a) = st.active.as_mut() else {
+        let Some(a) = self.active.as_mut() else {
             return Reuse::Dedup;
         };
         if seg >= a.fence.of(plane) {
@@ -149,11 +175,14 @@ impl Drop for Staging {
 impl Log {
     /// Registers a body about to be staged (see [`Staging`]).
     pub fn staging(&self) -> Staging {
-        let mut st = self.collection.lock();
+        // Read before the collection lock (a plane's writer lock is taken
+        // before the collection lock, never after). A segment opened in
+        // between only puts the blocks higher than recorded.
         let at = [
             self.open_segment(PlaneKind::Data),
             self.open_segment(PlaneKind::Catalog),
         ];
+        let mut st = self.collection.lock();
         for (i, seg) in at.iter().enumerate() {
             *st.staging[i].entry(*seg).or_default() += 1;
         }
@@ -166,6 +195,12 @@ impl Log {
     /// Starts a collection: fixes the fence (see the module docs) and
     /// starts recording hits. Fails if one is running.
     pub fn begin_collection(&self, max_hits: usize) -> Result<Fence, LogError> {
+        // Read before the collection lock, as in `staging`: a segment
+        // opened in between only lowers the fence.
+        let open = [
+            self.open_segment(PlaneKind::Data),
+            self.open_segment(PlaneKind::Catalog),
+        ];
         let mut st = self.collection.lock();
         if st.active.is_some() {
             return Err(LogError::Layout {
@@ -174,7 +209,7 @@ impl Log {
             });
         }
         let low = |plane: PlaneKind| {
-            let open = self.open_segment(plane);
+            let open = open[idx(plane)];
             st.staging[idx(plane)]
                 .keys()
                 .next()
@@ -216,13 +251,36 @@ impl Log {
     }
 
     /// Marks sealed segments as being copied from: no write deduplicates
-    /// against them any more. Call [`Log::take_hits`] after it.
-    pub fn retire(&self, plane: PlaneKind, ids: &[u64]) {
+    /// against them any more, and each gets a durable `.retiring` marker
+    /// (a collection that stops before dropping them leaves it, and the
+    /// next takes them). Call [`Log::take_hits`] after it.
+    pub fn retire(&self, plane: PlaneKind, ids: &[u64]) -> Result<(), LogError> {
+        let dir = self.plane_dir(plane);
+        let fs = self.files.fs.as_ref();
+        for id in ids {
+            match fs.create(&dir.join(retiring_name(*id))) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(LogError::io("writing", dir.join(retiring_name(*id)), e)),
+            }
+        }
+        // Empty files: their names are all there is to make durable.
+        fs.sync_dir(&dir)
+            .map_err(|e| LogError::io("syncing", dir.clone(), e))?;
         // The writer lock orders this after every write that already
         // decided to deduplicate against them.
         let _w = self.plane(plane).writer();
         let mut st = self.collection.lock();
         st.retiring.extend(ids.iter().map(|id| (plane, *id)));
+        Ok(())
+    }
+
+    /// Segments the next collection should take whatever their live
+    /// share: they hold blocks of which a newer copy exists.
+    pub fn superseded(&self) -> Vec<(PlaneKind, u64)> {
+        let mut v: Vec<_> = self.collection.lock().superseded.iter().copied().collect();
+        v.sort();
+        v
     }
 
     /// Declares that an operation now refers to these blocks without
@@ -241,9 +299,9 @@ impl Log {
             let Some(key) = key_of(cid) else { continue };
             let plane = self.plane(loc.plane);
             let w = plane.writer();
-            let reuse = self.collection.reuse(loc.plane, loc.segment, &key);
+            let reusable = loc.segment == w.seg_id || plane.reusable(cid, loc, &key);
             drop(w);
-            if reuse == Reuse::Fresh {
+            if !reusable {
                 let block = Block::verified(*cid, BlockStore::get(self, cid)?)?;
                 receipt = receipt.merge(self.write(std::slice::from_ref(&block))?);
             }
@@ -277,6 +335,8 @@ impl Log {
             let mut st = self.collection.lock();
             st.retiring
                 .retain(|(p, s)| *p != plane || !gone.contains(s));
+            st.superseded
+                .retain(|(p, s)| *p != plane || !gone.contains(s));
         }
         for id in ids {
             self.files.forget(plane, *id);
@@ -285,6 +345,7 @@ impl Log {
         fs.sync_dir(&dir)
             .map_err(|e| LogError::io("syncing", dir.clone(), e))?;
         for id in ids {
+            let _ = fs.remove(&dir.join(retiring_name(*id)));
             let _ = fs.remove(&dir.join(retired_name(*id)));
         }
         self.block_locations.segments_dropped();

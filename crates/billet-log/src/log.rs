@@ -172,6 +172,11 @@ impl Log {
             }
             listed.push((kind, pdir.clone(), list_plane(fs.as_ref(), &pdir, &config)?));
         }
+        collection.unfinished(listed.iter().flat_map(|(kind, _, ids)| {
+            ids.iter()
+                .filter(|(_, f)| f.retiring)
+                .map(move |(id, _)| (*kind, *id))
+        }));
         let alive: HashSet<(PlaneKind, u64)> = listed
             .iter()
             .flat_map(|(kind, _, ids)| ids.iter().map(move |(id, _)| (*kind, *id)))

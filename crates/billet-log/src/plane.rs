@@ -282,10 +282,9 @@ impl Plane {
                         continue;
                     }
                     // In a sealed segment, durable already: kept unless
-                    // the collector is taking that segment.
-                    if self.residency.get(self.kind, loc.segment).is_some()
-                        && self.collection.reuse(self.kind, loc.segment, &key) == Reuse::Dedup
-                    {
+                    // the collector is taking that segment, in which case
+                    // another copy may do.
+                    if self.reusable(b.cid(), loc, &key) {
                         continue;
                     }
                 }
@@ -346,6 +345,30 @@ impl Plane {
             target = target.max(w.lsn());
         }
         Ok(target)
+    }
+
+    /// Whether a write of `b` may skip writing it, reusing the copy at
+    /// `loc` in a sealed segment or, when the collector is taking that
+    /// one, another copy the log holds (a second copy would stay for
+    /// ever). Caller holds the writer lock.
+    pub(crate) fn reusable(
+        &self,
+        cid: &billet_block::Cid,
+        loc: Location,
+        key: &crate::locations::Key,
+    ) -> bool {
+        if self.residency.get(self.kind, loc.segment).is_none() {
+            return false;
+        }
+        if self.collection.reuse(self.kind, loc.segment, key) == Reuse::Dedup {
+            return true;
+        }
+        matches!(
+            self.block_locations.get_other(cid, self.kind, loc.segment),
+            Ok(Some(other)) if other.plane == self.kind
+                && self.residency.get(self.kind, other.segment).is_some()
+                && self.collection.reuse(self.kind, other.segment, key) == Reuse::Dedup
+        )
     }
 
     /// Whether the open segment should seal now.

@@ -177,6 +177,7 @@ pub(crate) fn list_plane(
                 FileKind::Segment => f.segment = true,
                 FileKind::Sidecar => f.sidecar = true,
                 FileKind::Remote => f.remote = true,
+                FileKind::Retiring => f.retiring = true,
                 FileKind::Retired => f.retired = true,
             }
         }
@@ -190,6 +191,7 @@ pub(crate) fn list_plane(
                 crate::collection::remove_segment_files(fs, dir, id)?;
                 fs.sync_dir(dir)
                     .map_err(|e| LogError::io("syncing", dir, e))?;
+                let _ = fs.remove(&dir.join(crate::segment::retiring_name(id)));
                 let _ = fs.remove(&dir.join(crate::segment::retired_name(id)));
             }
             continue;
@@ -199,6 +201,8 @@ pub(crate) fn list_plane(
         // from there.
         if f.segment || (f.sidecar && f.remote) {
             out.push((id, f));
+        } else if f.retiring && !config.read_only {
+            let _ = fs.remove(&dir.join(crate::segment::retiring_name(id)));
         }
     }
     Ok(out)
@@ -310,6 +314,7 @@ pub(crate) struct Found {
     pub segment: bool,
     pub sidecar: bool,
     pub remote: bool,
+    pub retiring: bool,
     pub retired: bool,
 }
 

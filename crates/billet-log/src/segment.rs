@@ -60,11 +60,19 @@ pub(crate) fn retired_name(id: u64) -> String {
     format!("{id:020}.retired")
 }
 
+/// The collector's durable mark on a segment it began copying from: a
+/// collection that stops before dropping it leaves it, and the next one
+/// takes the segment whatever its live share (its copies may exist).
+pub(crate) fn retiring_name(id: u64) -> String {
+    format!("{id:020}.retiring")
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FileKind {
     Segment,
     Sidecar,
     Remote,
+    Retiring,
     Retired,
 }
 
@@ -78,6 +86,7 @@ pub(crate) fn parse_name(name: &str) -> Option<(u64, FileKind)> {
         "car" => FileKind::Segment,
         "idx" => FileKind::Sidecar,
         "remote" => FileKind::Remote,
+        "retiring" => FileKind::Retiring,
         "retired" => FileKind::Retired,
         _ => return None,
     };
@@ -122,6 +131,7 @@ mod tests {
         assert_eq!(parse_name(&sidecar_name(7)), Some((7, FileKind::Sidecar)));
         assert_eq!(parse_name(&remote_name(7)), Some((7, FileKind::Remote)));
         assert_eq!(parse_name(&retired_name(7)), Some((7, FileKind::Retired)));
+        assert_eq!(parse_name(&retiring_name(7)), Some((7, FileKind::Retiring)));
         assert_eq!(parse_name("00000000000000000042.car.tmp"), None);
         assert_eq!(parse_name("42.car"), None);
     }

@@ -171,7 +171,7 @@ fn collections_copy_what_is_live_and_drop_the_rest() {
             .into_iter()
             .filter(|id| *id < fence.data)
             .collect();
-        log.retire(PlaneKind::Data, &candidates);
+        log.retire(PlaneKind::Data, &candidates).unwrap();
         let (hits, _) = log.take_hits();
         assert!(hits.is_empty(), "nothing wrote meanwhile");
         let copies: Vec<Block> = live.values().cloned().collect();
@@ -226,7 +226,7 @@ fn a_write_that_reuses_a_block_of_a_candidate_keeps_it_alive() {
         .unwrap();
     let size_after: u64 = log.segments().iter().map(|s| s.bytes).sum();
     assert_eq!(size_before, size_after, "deduplicated, not written");
-    log.retire(PlaneKind::Data, &[seg]);
+    log.retire(PlaneKind::Data, &[seg]).unwrap();
     // ... and `late` after: it gets a copy of its own.
     rt.block_on(log.append(std::slice::from_ref(&late), &[]))
         .unwrap();
@@ -245,6 +245,94 @@ fn a_write_that_reuses_a_block_of_a_candidate_keeps_it_alive() {
     assert_eq!(log.get(late.cid()).unwrap(), late.data());
 }
 
+/// A collection that stops after retiring a segment (a crash) leaves its
+/// `.retiring` marker: the reopened log names it for the next collection,
+/// and a segment whose block was written afresh is named too.
+#[test]
+fn segments_with_newer_copies_are_named_for_the_next_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let blocks: Vec<Block> = (0..3).map(|n| raw(n, 400)).collect();
+    {
+        let log = Log::open(dir.path(), tiny_segments()).unwrap();
+        rt.block_on(log.append(&blocks, &[])).unwrap();
+        log.seal_all().unwrap();
+        assert!(log.superseded().is_empty());
+        let seg = sealed(&log, PlaneKind::Data)[0];
+        log.begin_collection(10).unwrap();
+        log.retire(PlaneKind::Data, &[seg]).unwrap();
+        // A write of one of its blocks stores a copy of its own.
+        rt.block_on(log.append(&blocks[..1], &[])).unwrap();
+        assert_eq!(log.superseded(), vec![(PlaneKind::Data, seg)]);
+        // The collection stops here: no drop.
+    }
+    let log = Log::open(dir.path(), tiny_segments()).unwrap();
+    let seg = sealed(&log, PlaneKind::Data)[0];
+    assert_eq!(log.superseded(), vec![(PlaneKind::Data, seg)]);
+    for b in &blocks {
+        assert_eq!(log.get(b.cid()).unwrap(), b.data());
+    }
+    log.begin_collection(10).unwrap();
+    log.retire(PlaneKind::Data, &[seg]).unwrap();
+    rt.block_on(log.append(&blocks, &[])).unwrap();
+    log.drop_segments(PlaneKind::Data, &[seg]).unwrap();
+    log.end_collection();
+    assert!(log.superseded().is_empty());
+    drop(log);
+    let log = Log::open(dir.path(), tiny_segments()).unwrap();
+    assert!(
+        log.superseded().is_empty(),
+        "the marker went with the segment"
+    );
+    for b in &blocks {
+        assert_eq!(log.get(b.cid()).unwrap(), b.data());
+    }
+}
+
+/// A write of a block whose copy is in a retiring segment reuses another
+/// copy when the log holds one, rather than adding a third.
+#[test]
+fn a_write_reuses_another_copy_of_a_block_being_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let log = Log::open(dir.path(), tiny_segments()).unwrap();
+    let b = raw(9, 700);
+    rt.block_on(log.append(std::slice::from_ref(&b), &[]))
+        .unwrap();
+    log.seal_all().unwrap();
+    let first = sealed(&log, PlaneKind::Data)[0];
+    // A collection that stops after retiring it leaves two copies.
+    log.begin_collection(10).unwrap();
+    log.retire(PlaneKind::Data, &[first]).unwrap();
+    rt.block_on(log.append(std::slice::from_ref(&b), &[]))
+        .unwrap();
+    log.seal_all().unwrap();
+    log.end_collection();
+    log.settle_locations();
+    drop(log);
+    // The first segment's run is lost and written again at open, newer
+    // than the second's: a lookup now finds the first copy first.
+    let mut runs: Vec<_> = std::fs::read_dir(dir.path().join("locations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    std::fs::remove_file(&runs[0]).unwrap();
+    let log = Log::open(dir.path(), tiny_segments()).unwrap();
+    let size = |log: &Log| -> u64 { log.segments().iter().map(|s| s.bytes).sum() };
+    let before = size(&log);
+    // The next collection takes the first again: the write finds the
+    // second copy.
+    log.begin_collection(10).unwrap();
+    log.retire(PlaneKind::Data, &[first]).unwrap();
+    rt.block_on(log.append(std::slice::from_ref(&b), &[]))
+        .unwrap();
+    assert_eq!(size(&log), before, "no third copy");
+    log.drop_segments(PlaneKind::Data, &[first]).unwrap();
+    log.end_collection();
+    assert_eq!(log.get(b.cid()).unwrap(), b.data());
+}
+
 /// Past the cap, hits stop being recorded and writes store copies.
 #[test]
 fn past_the_hit_cap_writes_store_copies() {
@@ -257,7 +345,7 @@ fn past_the_hit_cap_writes_store_copies() {
     let seg = sealed(&log, PlaneKind::Data)[0];
     log.begin_collection(2).unwrap();
     rt.block_on(log.append(&blocks, &[])).unwrap();
-    log.retire(PlaneKind::Data, &[seg]);
+    log.retire(PlaneKind::Data, &[seg]).unwrap();
     let (hits, overflowed) = log.take_hits();
     assert_eq!(hits.len(), 2);
     assert!(overflowed);

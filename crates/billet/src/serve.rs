@@ -34,6 +34,12 @@ pub async fn run(config: Config) -> Result<()> {
     let engine = Engine::open(config.engine()?, index)
         .await
         .context("opening the engine")?;
+    if let Some(step) = pause_at()? {
+        engine.set_gc_hooks(std::sync::Arc::new(PauseAt {
+            step,
+            marker: config.data_dir.join(format!("gc-paused-{}", step.name())),
+        }));
+    }
     let cold = engine.start_cold();
     let admin = crate::admin::serve(&config.data_dir, engine.clone())?;
     let collector = config.gc_interval.map(|every| {
@@ -185,6 +191,36 @@ pub async fn run(config: Config) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `BILLET_GC_PAUSE_AT=STEP` (for the crash tests only): every
+/// collection stops for good at that step, after writing
+/// `DATA_DIR/gc-paused-STEP`, so a test can kill the process there.
+fn pause_at() -> Result<Option<billet_engine::GcStep>> {
+    match std::env::var("BILLET_GC_PAUSE_AT") {
+        Err(_) => Ok(None),
+        Ok(s) => billet_engine::GcStep::parse(&s)
+            .map(Some)
+            .with_context(|| format!("BILLET_GC_PAUSE_AT={s:?} names no step of a collection")),
+    }
+}
+
+#[derive(Debug)]
+struct PauseAt {
+    step: billet_engine::GcStep,
+    marker: std::path::PathBuf,
+}
+
+impl billet_engine::GcHooks for PauseAt {
+    fn at(&self, step: billet_engine::GcStep) {
+        if step != self.step {
+            return;
+        }
+        let _ = std::fs::write(&self.marker, step.name());
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 async fn shutdown_signal() {

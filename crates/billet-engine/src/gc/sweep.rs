@@ -52,6 +52,11 @@ pub(crate) fn plan(
     reports: &mut [PlaneReport; 2],
 ) -> Result<Vec<Candidate>, EngineError> {
     let log = inner.store.log();
+    // Segments holding blocks of which a newer copy exists (a collection
+    // stopped after copying, or writes that stored their own copy): taken
+    // whatever their share, or the older copies would stay for ever.
+    let forced: std::collections::HashSet<(PlaneKind, u64)> =
+        log.superseded().into_iter().collect();
     let mut out = Vec::new();
     for s in log.segments() {
         let r = &mut reports[super::plane_slot(s.plane)];
@@ -64,7 +69,7 @@ pub(crate) fn plan(
         }
         let live_bytes = live_bytes_of(log, &s, live)?;
         r.live_bytes += live_bytes;
-        if (live_bytes as f64) >= threshold * s.bytes as f64 {
+        if (live_bytes as f64) >= threshold * s.bytes as f64 && !forced.contains(&(s.plane, s.id)) {
             continue;
         }
         r.reclaimable_bytes += s.bytes.saturating_sub(live_bytes);
@@ -135,7 +140,7 @@ pub(crate) fn sweep_batch(
     let plane = first.plane;
     let ids: Vec<u64> = batch.iter().map(|c| c.id).collect();
     let log = inner.store.log();
-    log.retire(plane, &ids);
+    log.retire(plane, &ids)?;
     // Every deduplication against these segments happened before
     // `retire` and is among the hits; none can happen after.
     let (hits, _) = log.take_hits();
@@ -155,22 +160,29 @@ pub(crate) fn sweep_batch(
             }
             Ok(())
         };
-    let half = batch.len().div_ceil(2);
-    for (i, c) in batch.iter().enumerate() {
-        if i == half {
-            flush(&mut pending, &mut pending_bytes)?;
-            hooks.at(GcStep::Copying);
-        }
-        let blocks = log.segment_blocks(c.plane, c.id)?;
-        let live_cids: Vec<Cid> = blocks
-            .iter()
-            .filter(|(cid, _, _)| live.contains(cid))
-            .map(|(cid, _, _)| *cid)
-            .collect();
+    let mut live_cids: Vec<Vec<Cid>> = Vec::with_capacity(batch.len());
+    for c in batch {
+        live_cids.push(
+            log.segment_blocks(c.plane, c.id)?
+                .into_iter()
+                .filter(|(cid, _, _)| live.contains(cid))
+                .map(|(cid, _, _)| cid)
+                .collect(),
+        );
+        swept.dropped_bytes += c.bytes;
+    }
+    let half = live_cids.iter().map(Vec::len).sum::<usize>() / 2;
+    let mut done = 0usize;
+    for cids in live_cids {
         // Evicted segments are read through the cold tier: ask for their
         // frames together.
-        log.prefetch(&live_cids);
-        for cid in live_cids {
+        log.prefetch(&cids);
+        for cid in cids {
+            if done == half {
+                flush(&mut pending, &mut pending_bytes)?;
+                hooks.at(GcStep::Copying);
+            }
+            done += 1;
             let data = log.get(&cid)?;
             swept.copied_bytes += data.len() as u64;
             swept.copied_blocks += 1;
@@ -180,13 +192,13 @@ pub(crate) fn sweep_batch(
                 flush(&mut pending, &mut pending_bytes)?;
             }
         }
-        swept.dropped_bytes += c.bytes;
     }
     flush(&mut pending, &mut pending_bytes)?;
     block_on(log.sync(receipt))?;
     hooks.at(GcStep::CopiesDurable);
-    // The copies are in segments up to the one open now.
-    let moved_to = log.open_segment(plane);
+    // The copies are in segments up to the newest holding a block (the
+    // open one if a copy went there; none may have been needed).
+    let moved_to = log.last_written_segment(plane).unwrap_or(0);
     if let Some(cold) = &inner.cold {
         for c in batch {
             if c.noted {

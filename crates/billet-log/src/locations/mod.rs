@@ -289,6 +289,34 @@ impl BlockLocations {
         Ok(None)
     }
 
+    /// Another copy of `cid`'s block than the one in `(plane, seg)`, if
+    /// the log holds one (a write that may not reuse a copy in a segment
+    /// being collected may reuse another).
+    pub fn get_other(
+        &self,
+        cid: &Cid,
+        plane: PlaneKind,
+        seg: u64,
+    ) -> std::io::Result<Option<Location>> {
+        let Some(key) = key_of(cid) else {
+            return Ok(None);
+        };
+        let other = |l: &Location| l.plane != plane || l.segment != seg;
+        if let Some(l) = read(&self.hot).get(&key).filter(|l| other(l)) {
+            return Ok(Some(*l));
+        }
+        let runs = read(&self.runs).clone();
+        for r in runs.iter().rev() {
+            if let Some(l) = r.get(&key)?
+                && other(&l)
+                && self.residency.get(l.plane, l.segment).is_some()
+            {
+                return Ok(Some(l));
+            }
+        }
+        Ok(None)
+    }
+
     /// Where `cid`'s block is, looking only at the open segments and the
     /// sealed ones whose run is not written yet (no disk read).
     pub fn get_hot(&self, cid: &Cid) -> Option<Location> {
