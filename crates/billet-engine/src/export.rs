@@ -342,8 +342,12 @@ fn walk<S: BlockStore>(
             ExportHistory::Down(floor) => at.seq > floor,
         };
         // A version-1 commit links its predecessor: leaving it out would
-        // leave the link dangling.
-        let Some(p) = at.prev.filter(|_| wanted || at.links_prev()) else {
+        // leave the link dangling (unless the node never had it: a bucket
+        // imported from a version-1 export of its head alone).
+        let Some(p) = at
+            .prev
+            .filter(|p| wanted || (at.links_prev() && ex.store.has(p).unwrap_or(false)))
+        else {
             break;
         };
         let Some(data) = ex.emit(&p)? else {

@@ -655,3 +655,54 @@ async fn collections_and_writes_run_together() {
     }
     assert!(e.fsck("busy", false).await.unwrap().problems.is_empty());
 }
+
+/// A bucket imported from a version-1 export keeps its linked history
+/// until a version-2 commit is the oldest it keeps; then the version-1
+/// trees go, and exports are closed without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_1_history_goes_once_a_version_2_commit_is_the_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path(), ONLY_HEAD).await;
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/v1-history.car");
+    let car = Arc::new(billet_car::CarFile::open(&golden).unwrap());
+    e.import_car(car, None, "me").await.unwrap();
+    let imported = e.bucket("golden-v1").await.unwrap().head;
+    let r = e.collect(CollectOptions::default()).await.unwrap();
+    assert_eq!(r.buckets[0].floor, 0, "version-1 history is kept whole");
+    let e2 = e.clone();
+    let commits =
+        tokio::task::spawn_blocking(move || export_is_closed(&e2, &imported, ExportHistory::Head))
+            .await
+            .unwrap();
+    assert_eq!(commits, 8);
+
+    put(&e, "golden-v1", "new", b"a version-2 commit").await;
+    let r = e.collect(CollectOptions::default()).await.unwrap();
+    let b = r.buckets[0].clone();
+    assert_eq!(b.floor, b.head_seq, "only the head is kept now");
+    let head = e.bucket("golden-v1").await.unwrap().head;
+    let e2 = e.clone();
+    let (commits, history) = tokio::task::spawn_blocking(move || {
+        (
+            export_is_closed(&e2, &head, ExportHistory::Head),
+            export_is_closed(&e2, &head, ExportHistory::Down(b.floor)),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!((commits, history), (1, 1));
+    // The imported head's commit block stays (an MMR leaf); its tree's
+    // unshared parts and the older commits went.
+    assert!(e.store().has(&imported).unwrap());
+    let fsck = e.fsck("golden-v1", false).await.unwrap();
+    assert!(fsck.problems.is_empty(), "{:?}", fsck.problems);
+    let v = e
+        .object("golden-v1", "notes/hello.txt", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        e.read_all(&v.manifest).await.unwrap(),
+        b"hello again, second version\n"
+    );
+}

@@ -143,8 +143,15 @@ pub(crate) fn history(
     tree(store, live, None, &newer.data)?;
     while newer.seq > kept.floor {
         let Some(p) = newer.prev else { break };
+        let bytes = match store.get(&p) {
+            Ok(b) => b,
+            // History the node never had (imported from an export of the
+            // head alone): nothing of it to keep.
+            Err(BlockError::Missing(_)) => break,
+            Err(e) => return Err(e.into()),
+        };
         live.mark(&p);
-        let older = Commit::decode(&store.get(&p)?)?;
+        let older = Commit::decode(&bytes)?;
         tree(store, live, Some(&newer.data), &older.data)?;
         newer = older;
     }

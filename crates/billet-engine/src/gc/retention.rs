@@ -127,7 +127,6 @@ pub(crate) fn retained(
         floor = floor.min(f);
     }
     let mut recorded = 0u64;
-    let mut first: Option<u64> = None;
     let mut from = 0u64;
     loop {
         let page = block_on(inner.index.commits(bucket, from, PAGE))?;
@@ -135,7 +134,6 @@ pub(crate) fn retained(
         from = last.seq + 1;
         for row in &page {
             recorded += 1;
-            first.get_or_insert(row.seq);
             each(row);
             if cutoff.is_some_and(|c| row.time_ms >= c) && row.seq < floor {
                 floor = row.seq;
@@ -145,20 +143,22 @@ pub(crate) fn retained(
             break;
         }
     }
-    // A kept version-1 commit links its predecessor: keep all below it.
-    if floor < state.seq
-        && let Some(row) = block_on(inner.index.commits(bucket, floor, 1))?.first()
-        && row.seq == floor
-        && let Ok(bytes) = inner.store.get(&row.cid)
+    // A kept version-1 commit links its predecessor: keep all below it
+    // (down to the first commit this node holds; an import may have
+    // brought history that was never recorded).
+    let floor_commit = if floor == state.seq {
+        Some(state.head)
+    } else {
+        block_on(inner.index.commits(bucket, floor, 1))?
+            .first()
+            .filter(|r| r.seq == floor)
+            .map(|r| r.cid)
+    };
+    if let Some(cid) = floor_commit
+        && let Ok(bytes) = inner.store.get(&cid)
         && Commit::decode(&bytes)?.links_prev()
     {
-        floor = first.unwrap_or(0).min(floor);
-    }
-    if floor == state.seq {
-        let head = Commit::decode(&inner.store.get(&state.head)?)?;
-        if head.links_prev() {
-            floor = first.unwrap_or(0).min(floor);
-        }
+        floor = 0;
     }
     Ok(Some(RetainedHistory {
         bucket: bucket.to_string(),
