@@ -50,8 +50,11 @@ def say(*a):
     print(*a, flush=True)
 
 
-def config(path, gc_interval, keep_secs=0):
-    path.write_text(f"[gc]\ninterval_secs = {gc_interval}\nkeep_secs = {keep_secs}\n")
+def config(path, gc_interval, keep_secs=0, copy_mib=None):
+    text = f"[gc]\ninterval_secs = {gc_interval}\nkeep_secs = {keep_secs}\n"
+    if copy_mib is not None:
+        text += f"copy_mib_per_sec = {copy_mib}\n"
+    path.write_text(text)
     return path
 
 
@@ -166,8 +169,16 @@ def churn():
 
 def puts():
     say("== 2. PUT 4 KiB c=64 with no collection, and while one copies half of every data segment")
-    cfg = config(OUT / "puts.toml", 0)
+    out = {}
+    for pace, copy_mib in (("default pace (64 MiB/s)", None), ("unthrottled", 0)):
+        say(f"  -- {pace}")
+        out[pace] = puts_at(config(OUT / f"puts-{copy_mib}.toml", 0, copy_mib=copy_mib))
+    return out
+
+
+def puts_at(cfg):
     ratios = []
+    copy_rates = []
     for round_ in range(3):
         name = f"puts-{round_}"
         s = serve(name, cfg)
@@ -191,6 +202,7 @@ def puts():
             overlap = min(1.0, report["duration_ms"] / 1000 / max(measured, 1e-3))
             ratio = during["ops_s"] / base["ops_s"]
             ratios.append(ratio)
+            copy_rates.append(report["data"]["copied_bytes"] / MIB / (report["duration_ms"] / 1000))
             say(f"  round {round_ + 1}: {base['ops_s']:.0f} ops/s without, {during['ops_s']:.0f} during "
                 f"= {ratio:.2f}x; the collection copied {report['data']['copied_bytes'] / MIB:.0f} MiB in "
                 f"{report['duration_ms'] / 1000:.1f} s ({overlap:.0%} of the measurement)")
@@ -198,8 +210,9 @@ def puts():
             s.stop()
             shutil.rmtree(OUT / name, ignore_errors=True)
     mean = sum(ratios) / len(ratios)
-    say(f"  mean ratio {mean:.2f}x")
-    return {"ratios": ratios, "mean": mean}
+    rate = sum(copy_rates) / len(copy_rates)
+    say(f"  mean ratio {mean:.2f}x; the collections copied {rate:.0f} MiB/s")
+    return {"ratios": ratios, "mean": mean, "copy_mib_s": rate}
 
 
 def blocks():

@@ -52,6 +52,8 @@ pub struct GcFile {
     pub batch_bytes: Option<u64>,
     /// Memory the mark's filter may take.
     pub filter_max_bytes: Option<u64>,
+    /// MiB copied per second at most (0: no limit).
+    pub copy_mib_per_sec: Option<u64>,
 }
 
 /// Bounds on connections and their timing (see `listener`).
@@ -341,6 +343,9 @@ fn gc_config(f: &GcFile) -> Result<billet_engine::GcConfig> {
     }
     if let Some(b) = f.filter_max_bytes {
         gc.filter_max_bytes = b.max(4096);
+    }
+    if let Some(m) = f.copy_mib_per_sec {
+        gc.copy_bytes_per_sec = (m > 0).then(|| m.saturating_mul(1 << 20));
     }
     Ok(gc)
 }

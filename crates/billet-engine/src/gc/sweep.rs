@@ -26,8 +26,13 @@ use crate::error::EngineError;
 /// and CID), near enough for the live share.
 const FRAME_OVERHEAD: u64 = 40;
 
-/// Bytes handed to one log write while copying.
-const WRITE_BATCH: usize = 8 << 20;
+/// Bytes handed to one log write while copying: a write holds the plane's
+/// writer lock, which every PUT needs too.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Copied bytes made durable at a time: writeback spread over the batch
+/// rather than one long flush that PUTs' fsyncs queue behind.
+const SYNC_EVERY: u64 = 2 << 20;
 
 /// Segments in one batch at most.
 const BATCH_SEGMENTS: usize = 64;
@@ -118,6 +123,38 @@ pub(crate) fn batches(mut cands: Vec<Candidate>, batch_bytes: u64) -> Vec<Vec<Ca
     out
 }
 
+/// Keeps the copying at or under a rate, over a whole collection: the
+/// collector's writes share the disk, and the open segment's fsyncs, with
+/// every PUT.
+#[derive(Debug)]
+pub(crate) struct Pace {
+    bytes_per_sec: Option<u64>,
+    started: std::time::Instant,
+    bytes: u64,
+}
+
+impl Pace {
+    pub fn new(bytes_per_sec: Option<u64>) -> Pace {
+        Pace {
+            bytes_per_sec: bytes_per_sec.filter(|b| *b > 0),
+            started: std::time::Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// Counts `n` bytes copied and waits until the rate allows more.
+    fn copied(&mut self, n: u64) {
+        self.bytes += n;
+        let Some(rate) = self.bytes_per_sec else {
+            return;
+        };
+        let due = std::time::Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 /// What one batch did.
 #[derive(Debug, Default)]
 pub(crate) struct Swept {
@@ -133,6 +170,7 @@ pub(crate) fn sweep_batch(
     live: &mut Live,
     batch: &[Candidate],
     hooks: &dyn GcHooks,
+    pace: &mut Pace,
 ) -> Result<Swept, EngineError> {
     let Some(first) = batch.first() else {
         return Ok(Swept::default());
@@ -151,12 +189,19 @@ pub(crate) fn sweep_batch(
     let mut receipt = Receipt::default();
     let mut pending: Vec<Block> = Vec::new();
     let mut pending_bytes = 0usize;
+    let mut unsynced = 0u64;
     let mut flush =
         |pending: &mut Vec<Block>, pending_bytes: &mut usize| -> Result<(), EngineError> {
             if !pending.is_empty() {
                 receipt = receipt.merge(log.write(pending)?);
+                unsynced += *pending_bytes as u64;
+                pace.copied(*pending_bytes as u64);
                 pending.clear();
                 *pending_bytes = 0;
+                if unsynced >= SYNC_EVERY {
+                    block_on(log.sync(receipt))?;
+                    unsynced = 0;
+                }
             }
             Ok(())
         };
