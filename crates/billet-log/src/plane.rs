@@ -623,11 +623,13 @@ impl Plane {
         w.len = start_len;
         w.start_len = start_len;
         let entries = std::mem::take(&mut w.entries);
-        self.block_locations.sealed(self.kind, seg, entries);
         w.first_write = None;
         w.created = SystemTime::now();
         let now_durable = w.lsn();
         drop(w);
+        // Its blocks stay in memory until their run is written.
+        self.block_locations.sealed(self.kind, seg, &entries);
+        drop(entries);
         let replies = {
             let mut st = self.sync_state();
             st.durable = st.durable.max(now_durable);

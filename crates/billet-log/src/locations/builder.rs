@@ -1,13 +1,16 @@
-//! The thread that writes location runs: one for each segment as it
-//! seals, then merges so that lookups probe few runs.
+//! The threads that write location runs: the builder writes one for each
+//! segment as it seals (so the segment's blocks leave memory within
+//! moments), and the merger merges runs so that lookups probe few. They
+//! are two so that a long merge of millions of entries never holds up the
+//! small runs, and with them the memory of the blocks waiting for one.
 //!
 //! Merging is size-tiered: a run's tier is the base-4 logarithm of its
 //! entry count; four runs of one tier merge into one of a higher tier, so
 //! there are at most three runs per tier and an entry is rewritten about
-//! log4(blocks / blocks per segment) times in its life. A run of
-//! which a quarter or more lists segments that no longer exist is merged
-//! with its tier (or rewritten alone) to shed them. A merge keeps, for
-//! each key, the entry of the newest segment that still exists.
+//! log4(blocks / blocks per segment) times in its life. A run of which a
+//! quarter or more lists segments that no longer exist is merged with its
+//! tier (or rewritten alone) to shed them. A merge keeps, for each key,
+//! the entry of the newest segment that still exists.
 
 use std::collections::BinaryHeap;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -15,23 +18,28 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use super::run::Run;
-use super::{BlockLocations, Key, Location, key_of, read, write};
+use super::{BlockLocations, Key, Location, read, write};
 use crate::segment::PlaneKind;
-use crate::sidecar::Entry;
 
-pub(super) enum Job {
+enum Job {
     Build {
         plane: PlaneKind,
         seg: u64,
-        entries: Vec<Entry>,
+        entries: Vec<(Key, Location)>,
     },
-    Compact,
+    Barrier(Sender<()>),
+}
+
+enum Merge {
+    /// Look at the tiers; with `true`, at stale runs too.
+    Compact(bool),
     Barrier(Sender<()>),
 }
 
 pub(super) struct Handle {
-    tx: Sender<Job>,
-    thread: Option<JoinHandle<()>>,
+    builds: Sender<Job>,
+    merges: Sender<Merge>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 /// Runs of one tier merged together.
@@ -43,56 +51,103 @@ fn tier(count: u64) -> u32 {
 
 impl Handle {
     pub fn start(owner: Weak<BlockLocations>) -> Handle {
-        let (tx, rx) = channel();
-        let thread = std::thread::Builder::new()
+        let (builds, build_rx) = channel();
+        let (merges, merge_rx) = channel();
+        let mut threads = Vec::new();
+        let (o, m) = (owner.clone(), merges.clone());
+        if let Ok(t) = std::thread::Builder::new()
             .name("billet-locations".into())
-            .spawn(move || work(owner, rx))
-            .ok();
-        Handle { tx, thread }
+            .spawn(move || build_loop(o, build_rx, m))
+        {
+            threads.push(t);
+        }
+        if let Ok(t) = std::thread::Builder::new()
+            .name("billet-merge".into())
+            .spawn(move || merge_loop(owner, merge_rx))
+        {
+            threads.push(t);
+        }
+        Handle {
+            builds,
+            merges,
+            threads,
+        }
     }
 
-    pub fn send(&self, job: Job) {
-        // A builder that is gone has nothing left to build for.
-        let _ = self.tx.send(job);
+    pub fn build(&self, plane: PlaneKind, seg: u64, entries: Vec<(Key, Location)>) {
+        // A thread that is gone has nothing left to build for.
+        let _ = self.builds.send(Job::Build {
+            plane,
+            seg,
+            entries,
+        });
     }
 
-    pub fn barrier(&self) -> std::sync::mpsc::Receiver<()> {
+    pub fn compact(&self, look_for_stale: bool) {
+        let _ = self.merges.send(Merge::Compact(look_for_stale));
+    }
+
+    /// What to wait on until everything sent so far is built, then
+    /// merged: the builder passes the barrier on to the merger after the
+    /// builds before it, whose merge checks precede it there.
+    pub fn barrier(&self) -> Receiver<()> {
         let (tx, rx) = channel();
-        self.send(Job::Barrier(tx));
+        let _ = self.builds.send(Job::Barrier(tx));
         rx
     }
 
-    /// Lets the thread finish what it is writing and waits for it (unless
-    /// this is that thread, dropping the last reference itself).
+    /// Lets the threads finish what they are writing and waits for them
+    /// (unless this is one of them, dropping the last reference itself).
     pub fn stop(mut self) {
-        let Some(t) = self.thread.take() else { return };
-        drop(std::mem::replace(&mut self.tx, channel().0));
-        if t.thread().id() != std::thread::current().id() {
-            let _ = t.join();
+        drop(std::mem::replace(&mut self.builds, channel().0));
+        drop(std::mem::replace(&mut self.merges, channel().0));
+        for t in self.threads.drain(..) {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }
 
-fn work(owner: Weak<BlockLocations>, rx: Receiver<Job>) {
+fn build_loop(owner: Weak<BlockLocations>, rx: Receiver<Job>, merges: Sender<Merge>) {
     while let Ok(job) = rx.recv() {
-        let Some(locs) = owner.upgrade() else { return };
         match job {
             Job::Build {
                 plane,
                 seg,
                 entries,
             } => {
-                if let Err(e) = build(&locs, plane, seg, &entries) {
+                let Some(locs) = owner.upgrade() else { return };
+                if let Err(e) = build(&locs, plane, seg, entries) {
                     // The entries stay hot; the next open writes the run.
                     eprintln!("billet: writing the location run of {plane} segment {seg}: {e}");
                     continue;
                 }
-                compact(&locs, false);
+                let _ = merges.send(Merge::Compact(false));
             }
-            Job::Compact => compact(&locs, true),
             Job::Barrier(done) => {
-                let _ = done.send(());
+                let _ = merges.send(Merge::Barrier(done));
             }
+        }
+    }
+}
+
+fn merge_loop(owner: Weak<BlockLocations>, rx: Receiver<Merge>) {
+    while let Ok(first) = rx.recv() {
+        // Checks asked for meanwhile are one check.
+        let mut stale = false;
+        let mut barriers = Vec::new();
+        for m in std::iter::once(first).chain(rx.try_iter()) {
+            match m {
+                Merge::Compact(s) => stale |= s,
+                Merge::Barrier(done) => barriers.push(done),
+            }
+        }
+        if let Some(locs) = owner.upgrade() {
+            compact(&locs, stale);
+        }
+        for b in barriers {
+            let _ = b.send(());
         }
     }
 }
@@ -101,30 +156,18 @@ fn build(
     locs: &BlockLocations,
     plane: PlaneKind,
     seg: u64,
-    entries: &[Entry],
+    mut items: Vec<(Key, Location)>,
 ) -> Result<(), crate::error::LogError> {
     if !locs.alive(plane, seg) {
         // Retired before its run was written: nothing to keep.
         return Ok(());
     }
-    let mut items: Vec<(Key, Location)> = entries
-        .iter()
-        .filter_map(|e| {
-            Some((
-                key_of(&e.cid)?,
-                Location {
-                    plane,
-                    segment: seg,
-                    offset: e.offset,
-                    len: e.len,
-                },
-            ))
-        })
-        .collect();
+    let count = items.len() as u64;
     items.sort_unstable_by_key(|a| a.0);
     items.dedup_by(|a, b| a.0 == b.0);
+    let keys: Vec<Key> = items.iter().map(|(k, _)| *k).collect();
     let run = locs.write_run(
-        &[((plane, seg), entries.len() as u64)],
+        &[((plane, seg), count)],
         items.len() as u64,
         &mut items.into_iter().map(Ok),
     )?;
@@ -134,8 +177,7 @@ fn build(
         next.push(Arc::new(run));
         *runs = Arc::new(next);
     }
-    let cids: Vec<_> = entries.iter().map(|e| e.cid).collect();
-    locs.remove_hot_segment(plane, seg, &cids);
+    locs.remove_hot_segment(plane, seg, &keys);
     Ok(())
 }
 
@@ -265,7 +307,7 @@ fn merge(locs: &BlockLocations, set: &[Arc<Run>]) -> Result<(), crate::error::Lo
     if let Some(e) = failed {
         return Err(crate::error::LogError::io(
             "reading a location run",
-            &locs.dir,
+            set[0].path.clone(),
             e,
         ));
     }

@@ -253,10 +253,13 @@ impl BlockLocations {
             *n += 1;
             id
         };
-        let path = self.dir.join(run::run_name(id));
-        run::write_run(self.fs.as_ref(), &self.dir, id, covers, size_hint, entries)
-            .and_then(|_| Run::open(self.fs.as_ref(), &path))
-            .map_err(|e| LogError::io("writing the location run", path, e))
+        run::write_run(self.fs.as_ref(), &self.dir, id, covers, size_hint, entries).map_err(|e| {
+            LogError::io(
+                "writing the location run",
+                self.dir.join(run::run_name(id)),
+                e,
+            )
+        })
     }
 
     /// Opening is done: what was gathered is written, and the thread
@@ -343,17 +346,20 @@ impl BlockLocations {
     }
 
     /// Forgets the hot entries that point into segment `seg` (its run is
-    /// written, or the segment is gone).
-    pub fn remove_hot_segment(&self, plane: PlaneKind, seg: u64, cids: &[Cid]) {
+    /// written). The map gives back memory a backlog made it take.
+    pub fn remove_hot_segment(&self, plane: PlaneKind, seg: u64, keys: &[Key]) {
         let mut hot = write(&self.hot);
-        for cid in cids {
-            if let Some(key) = key_of(cid)
-                && hot
-                    .get(&key)
-                    .is_some_and(|l| l.plane == plane && l.segment == seg)
+        for key in keys {
+            if hot
+                .get(key)
+                .is_some_and(|l| l.plane == plane && l.segment == seg)
             {
-                hot.remove(&key);
+                hot.remove(key);
             }
+        }
+        if hot.capacity() > 4 * hot.len() + (64 << 10) {
+            let len = hot.len();
+            hot.shrink_to(len + len / 4);
         }
     }
 
@@ -364,25 +370,36 @@ impl BlockLocations {
 
     /// A segment sealed: its run is written in the background (its blocks
     /// stay hot meanwhile).
-    pub fn sealed(&self, plane: PlaneKind, seg: u64, entries: Vec<Entry>) {
-        if let Some(b) = lock(&self.builder).as_ref() {
-            b.send(builder::Job::Build {
-                plane,
-                seg,
-                entries,
-            });
-        }
+    pub fn sealed(&self, plane: PlaneKind, seg: u64, entries: &[Entry]) {
+        let guard = lock(&self.builder);
+        let Some(b) = guard.as_ref() else { return };
+        let items: Vec<(Key, Location)> = entries
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    key_of(&e.cid)?,
+                    Location {
+                        plane,
+                        segment: seg,
+                        offset: e.offset,
+                        len: e.len,
+                    },
+                ))
+            })
+            .collect();
+        b.build(plane, seg, items);
     }
 
     /// Segments went away: runs that now list many stale entries are
     /// rewritten without them, in the background.
     pub fn segments_dropped(&self) {
         if let Some(b) = lock(&self.builder).as_ref() {
-            b.send(builder::Job::Compact);
+            b.compact(true);
         }
     }
 
-    /// Waits until every run asked for so far is written (tests, tools).
+    /// Waits until every run asked for so far is written and merged
+    /// (tests, tools).
     pub fn settle(&self) {
         let done = lock(&self.builder).as_ref().map(|b| b.barrier());
         if let Some(rx) = done {

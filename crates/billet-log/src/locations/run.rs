@@ -123,9 +123,10 @@ impl std::fmt::Debug for Run {
     }
 }
 
-/// Writes a run from entries already sorted by key with no key twice.
-/// `size_hint` sizes the filter (an upper bound of the entry count).
-/// Returns the entry count written.
+/// Writes a run from entries already sorted by key with no key twice, and
+/// returns it open: its filter and sparse keys are kept while it is
+/// written, not read back. `size_hint` sizes the filter (an upper bound
+/// of the entry count).
 pub(crate) fn write_run(
     fs: &dyn LogFs,
     dir: &Path,
@@ -133,8 +134,9 @@ pub(crate) fn write_run(
     covers: &[((PlaneKind, u64), u64)],
     size_hint: u64,
     entries: &mut dyn Iterator<Item = io::Result<(DigestKey, Location)>>,
-) -> io::Result<u64> {
+) -> io::Result<Run> {
     let mut filter = DigestFilter::new(size_hint, FILTER_BITS, FILTER_MAX_BYTES, 0);
+    let mut sparse = Vec::new();
     let mut count = 0u64;
     write_durable_with(fs, dir, &run_name(id), &mut |out| {
         let mut out = Hashing {
@@ -156,6 +158,9 @@ pub(crate) fn write_run(
             }
             last = Some(key);
             filter.insert(&key);
+            if count.is_multiple_of(SPARSE) {
+                sparse.push(key);
+            }
             out.write_all(&encode_entry(&key, &loc))?;
             count += 1;
         }
@@ -166,7 +171,17 @@ pub(crate) fn write_run(
         let sum = out.hash.finalize();
         out.inner.write_all(&sum)
     })?;
-    Ok(count)
+    let path = dir.join(run_name(id));
+    Ok(Run {
+        id,
+        file: fs.open(&path, false)?,
+        path,
+        entries_at: 24 + 16 * covers.len() as u64,
+        count,
+        filter,
+        sparse,
+        covers: covers.to_vec(),
+    })
 }
 
 struct Hashing<W> {
@@ -367,7 +382,7 @@ mod tests {
             .collect();
         entries.sort_by_key(|a| a.0);
         let covers = vec![((PlaneKind::Data, 3), 500), ((PlaneKind::Catalog, 4), 500)];
-        let n = write_run(
+        let written = write_run(
             &StdFs,
             dir.path(),
             9,
@@ -376,10 +391,15 @@ mod tests {
             &mut entries.iter().map(|e| Ok(*e)),
         )
         .unwrap();
-        assert_eq!(n, 1000);
+        assert_eq!(written.count, 1000);
         let run = Run::open(&StdFs, &dir.path().join(run_name(9))).unwrap();
         assert_eq!(run.id, 9);
         assert_eq!(run.covers, covers);
+        assert_eq!(
+            (&run.sparse, &run.filter),
+            (&written.sparse, &written.filter)
+        );
+        assert_eq!(run.entries_at, written.entries_at);
         for (k, loc) in &entries {
             assert_eq!(run.get(k).unwrap(), Some(*loc));
         }
