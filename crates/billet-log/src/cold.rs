@@ -46,16 +46,7 @@ impl Log {
     /// A sealed segment's sidecar bytes and the end offset of each of its
     /// blocks, in file order (the cold tier cuts frames there).
     pub fn sidecar(&self, plane: PlaneKind, id: u64) -> Result<(Vec<u8>, Vec<u64>), LogError> {
-        let path = self.plane_dir(plane).join(sidecar_name(id));
-        let bytes = std::fs::read(&path).map_err(|e| LogError::io("reading", &path, e))?;
-        let (_, entries) =
-            crate::sidecar::decode_any_len(&bytes, plane, id, None).map_err(|reason| {
-                LogError::DamagedSegment {
-                    path: path.clone(),
-                    offset: 0,
-                    reason,
-                }
-            })?;
+        let (bytes, entries) = self.read_sidecar(plane, id)?;
         let ends = entries
             .iter()
             .map(|e| e.offset + u64::from(e.len))
@@ -70,6 +61,19 @@ impl Log {
         plane: PlaneKind,
         id: u64,
     ) -> Result<Vec<(Cid, u64, u32)>, LogError> {
+        let (_, entries) = self.read_sidecar(plane, id)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| (e.cid, e.offset, e.len))
+            .collect())
+    }
+
+    /// A sealed segment's sidecar, its bytes and its entries.
+    fn read_sidecar(
+        &self,
+        plane: PlaneKind,
+        id: u64,
+    ) -> Result<(Vec<u8>, Vec<crate::sidecar::Entry>), LogError> {
         let path = self.plane_dir(plane).join(sidecar_name(id));
         let bytes = std::fs::read(&path).map_err(|e| LogError::io("reading", &path, e))?;
         let (_, entries) =
@@ -80,10 +84,7 @@ impl Log {
                     reason,
                 }
             })?;
-        Ok(entries
-            .into_iter()
-            .map(|e| (e.cid, e.offset, e.len))
-            .collect())
+        Ok((bytes, entries))
     }
 
     fn sealed_resident(

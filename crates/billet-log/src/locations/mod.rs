@@ -57,6 +57,25 @@ pub(crate) fn key_of(cid: &Cid) -> Option<Key> {
     digest_key(cid)
 }
 
+/// A segment's sidecar entries as keys and locations.
+fn located(
+    plane: PlaneKind,
+    seg: u64,
+    entries: &[Entry],
+) -> impl Iterator<Item = (Key, Location)> + '_ {
+    entries.iter().filter_map(move |e| {
+        Some((
+            key_of(&e.cid)?,
+            Location {
+                plane,
+                segment: seg,
+                offset: e.offset,
+                len: e.len,
+            },
+        ))
+    })
+}
+
 /// Entries gathered at open from segments no run covers, written as one
 /// run once this many are waiting (so a log opened for the first time
 /// with millions of blocks never holds them all in memory).
@@ -194,17 +213,7 @@ impl BlockLocations {
         seg: u64,
         entries: &[Entry],
     ) -> Result<(), LogError> {
-        let items = entries.iter().filter_map(|e| {
-            Some((
-                key_of(&e.cid)?,
-                Location {
-                    plane,
-                    segment: seg,
-                    offset: e.offset,
-                    len: e.len,
-                },
-            ))
-        });
+        let items = located(plane, seg, entries);
         if self.read_only {
             let mut hot = write(&self.hot);
             for (k, l) in items {
@@ -373,21 +382,7 @@ impl BlockLocations {
     pub fn sealed(&self, plane: PlaneKind, seg: u64, entries: &[Entry]) {
         let guard = lock(&self.builder);
         let Some(b) = guard.as_ref() else { return };
-        let items: Vec<(Key, Location)> = entries
-            .iter()
-            .filter_map(|e| {
-                Some((
-                    key_of(&e.cid)?,
-                    Location {
-                        plane,
-                        segment: seg,
-                        offset: e.offset,
-                        len: e.len,
-                    },
-                ))
-            })
-            .collect();
-        b.build(plane, seg, items);
+        b.build(plane, seg, located(plane, seg, entries).collect());
     }
 
     /// Segments went away: runs that now list many stale entries are
