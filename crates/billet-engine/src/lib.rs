@@ -39,7 +39,7 @@ pub use billet_index::Retention;
 /// The index types the engine's API speaks, so that its callers need not
 /// depend on the index crate.
 pub use billet_index::{
-    AccessKey, BucketEntry, BucketState, ListPage, ListQuery, ObjectSummary, ObjectVersion,
+    AccessKey, BucketEntry, BucketState, Grant, ListPage, ListQuery, ObjectSummary, ObjectVersion,
     UploadQuery, VersionPage, VersionQuery,
 };
 pub use body::StagedBody;

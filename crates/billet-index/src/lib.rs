@@ -165,7 +165,27 @@ pub trait Index: Send + Sync + 'static {
     async fn put_access_key(&self, key: &AccessKey) -> Result<(), IndexError>;
     async fn access_key(&self, id: &str) -> Result<Option<AccessKey>, IndexError>;
     async fn access_keys(&self) -> Result<Vec<AccessKey>, IndexError>;
+    /// Deletes a key and its grants; false if there was no such key.
     async fn delete_access_key(&self, id: &str) -> Result<bool, IndexError>;
+
+    // Access control.
+
+    /// A bucket's access settings (name → value), by name.
+    async fn bucket_settings(&self, bucket: &str) -> Result<Vec<(String, String)>, IndexError>;
+    /// Sets (or with `None` clears) one access setting of a bucket; false
+    /// if there is no such bucket. Deleting a bucket drops its settings.
+    async fn set_bucket_setting(
+        &self,
+        bucket: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<bool, IndexError>;
+    /// The grants of one key, or (with `None`) of every key; by key, then
+    /// bucket.
+    async fn grants(&self, key_id: Option<&str>) -> Result<Vec<Grant>, IndexError>;
+    /// Records a key's grant on a bucket (replacing the one it had); a
+    /// grant of nothing removes it. Deleting the bucket or the key drops it.
+    async fn set_grant(&self, grant: &Grant) -> Result<(), IndexError>;
 
     // The cold tier.
 

@@ -246,6 +246,24 @@ pub struct AccessKey {
     pub owner: String,
     pub created_ms: i64,
     pub disabled: bool,
+    /// A limited key acts only through its grants: not as its owner on
+    /// the owner's buckets, and it creates no bucket.
+    pub limited: bool,
+}
+
+/// What one access key may do on one bucket (`bucket` `*`: every bucket
+/// of the key's owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub key_id: String,
+    pub bucket: String,
+    /// Read objects, versions, tags and listings.
+    pub read: bool,
+    /// Write and delete objects, uploads and tags.
+    pub write: bool,
+    /// Everything the bucket's owner may do, but delete the bucket's
+    /// identity: its configuration (policy, ACLs, CORS, versioning...).
+    pub owner: bool,
 }
 
 /// Where a shipped segment's remote copy stands.

@@ -1107,6 +1107,7 @@ async fn case_access_keys(ix: &dyn Index) {
         owner: "o".into(),
         created_ms: 1,
         disabled: false,
+        limited: true,
     };
     ix.put_access_key(&key).await.unwrap();
     assert!(matches!(
@@ -1118,6 +1119,93 @@ async fn case_access_keys(ix: &dyn Index) {
     assert!(ix.delete_access_key("AK1").await.unwrap());
     assert!(!ix.delete_access_key("AK1").await.unwrap());
     assert!(ix.access_key("AK1").await.unwrap().is_none());
+}
+
+async fn case_access_control(ix: &dyn Index) {
+    ix.create_bucket(&state("ac")).await.unwrap();
+    assert!(ix.bucket_settings("ac").await.unwrap().is_empty());
+    assert!(
+        ix.set_bucket_setting("ac", "policy", Some("{}"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        ix.set_bucket_setting("ac", "cors", Some("<x/>"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        ix.set_bucket_setting("ac", "policy", Some("{\"v\":2}"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ix.bucket_settings("ac").await.unwrap(),
+        vec![
+            ("cors".to_string(), "<x/>".to_string()),
+            ("policy".to_string(), "{\"v\":2}".to_string())
+        ]
+    );
+    assert!(ix.set_bucket_setting("ac", "cors", None).await.unwrap());
+    assert_eq!(ix.bucket_settings("ac").await.unwrap().len(), 1);
+    assert!(
+        !ix.set_bucket_setting("nope", "policy", Some("{}"))
+            .await
+            .unwrap()
+    );
+    assert!(!ix.set_bucket_setting("nope", "policy", None).await.unwrap());
+    assert!(ix.bucket_settings("nope").await.unwrap().is_empty());
+
+    let key = AccessKey {
+        id: "AKG".into(),
+        secret: "s".into(),
+        owner: "o".into(),
+        created_ms: 1,
+        disabled: false,
+        limited: false,
+    };
+    ix.put_access_key(&key).await.unwrap();
+    let g = |bucket: &str, read, write, owner| Grant {
+        key_id: "AKG".into(),
+        bucket: bucket.into(),
+        read,
+        write,
+        owner,
+    };
+    ix.set_grant(&g("ac", true, false, false)).await.unwrap();
+    ix.set_grant(&g("*", true, true, false)).await.unwrap();
+    ix.set_grant(&g("ac", true, true, true)).await.unwrap();
+    assert_eq!(
+        ix.grants(Some("AKG")).await.unwrap(),
+        vec![g("*", true, true, false), g("ac", true, true, true)]
+    );
+    assert_eq!(ix.grants(None).await.unwrap().len(), 2);
+    assert!(ix.grants(Some("other")).await.unwrap().is_empty());
+    ix.set_grant(&g("*", false, false, false)).await.unwrap();
+    assert_eq!(
+        ix.grants(Some("AKG")).await.unwrap(),
+        vec![g("ac", true, true, true)]
+    );
+
+    // A bucket deleted takes its settings and the grants naming it; a key
+    // deleted takes its grants.
+    ix.delete_bucket("ac").await.unwrap();
+    ix.create_bucket(&state("ac")).await.unwrap();
+    assert!(ix.bucket_settings("ac").await.unwrap().is_empty());
+    assert!(ix.grants(Some("AKG")).await.unwrap().is_empty());
+    ix.set_grant(&g("ac", true, false, false)).await.unwrap();
+    assert!(
+        ix.set_bucket_setting("ac", "policy", Some("{}"))
+            .await
+            .unwrap()
+    );
+    assert!(ix.purge_bucket("ac").await.unwrap());
+    assert!(ix.grants(None).await.unwrap().is_empty());
+    ix.create_bucket(&state("ac")).await.unwrap();
+    assert!(ix.bucket_settings("ac").await.unwrap().is_empty());
+    ix.set_grant(&g("ac", true, false, false)).await.unwrap();
+    assert!(ix.delete_access_key("AKG").await.unwrap());
+    assert!(ix.grants(None).await.unwrap().is_empty());
 }
 
 async fn case_replay_from(ix: &dyn Index) {
@@ -1462,6 +1550,7 @@ contract! {
     pool_cap_below_bucket_count => |ix: Arc<dyn Index>| async move { case_pool_cap(ix.as_ref()).await },
     mmr_nodes_are_append_only => |ix: Arc<dyn Index>| async move { case_mmr(ix.as_ref()).await },
     access_keys => |ix: Arc<dyn Index>| async move { case_access_keys(ix.as_ref()).await },
+    access_control => |ix: Arc<dyn Index>| async move { case_access_control(ix.as_ref()).await },
     rebuild_replaces_rows => |ix: Arc<dyn Index>| async move { case_rebuild(ix.as_ref()).await },
     replay_from => |ix: Arc<dyn Index>| async move { case_replay_from(ix.as_ref()).await },
     commits_and_retention => |ix: Arc<dyn Index>| async move { case_commits_and_retention(ix.as_ref()).await },

@@ -2,7 +2,7 @@
 //! before any operation runs or any body is read: SigV4 only, a signature
 //! for this region covering every header that matters, XML bodies within
 //! their bound, and the bucket (and a copy's source bucket) answering to
-//! the signing key's owner ([`crate::authz`]).
+//! whoever asks — a key, or no one — by [`crate::authz`].
 
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +11,12 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
-use crate::authz::{Authorizer, Decision};
+use billet_engine::AccessKey;
+use s3s::S3Request;
+use s3s::dto::DeleteObjectsInput;
+
+use crate::authz::{Authorizer, Decision, action};
+use crate::policy::Context;
 use crate::sigv4;
 
 /// The operation a request turned out to be, for metrics and logs; the
@@ -35,8 +40,8 @@ const MAX_PRESIGN_SECS: u64 = 7 * 24 * 3600;
 /// Operations whose body streams into the log instead of being buffered.
 const STREAMING_OPS: [&str; 2] = ["PutObject", "UploadPart"];
 
-/// Operations not tied to one existing bucket's owner: ListBuckets
-/// filters by owner itself, CreateBucket answers BucketAlreadyExists.
+/// Operations not tied to one existing bucket: ListBuckets lists what the
+/// key may see, CreateBucket answers BucketAlreadyExists.
 const UNSCOPED_OPS: [&str; 2] = ["ListBuckets", "CreateBucket"];
 
 /// Operations that read a source object named by `x-amz-copy-source`.
@@ -160,49 +165,205 @@ fn check_buffered_body(cx: &S3AccessContext<'_>, op: &str, max: u64) -> S3Result
     }
 }
 
-/// The bucket named by `x-amz-copy-source` (`bucket/key`, URL-encoded, a
-/// leading `/` optional). Access-point ARNs name no bucket here: the
-/// operation refuses them.
-fn copy_source_bucket(cx: &S3AccessContext<'_>) -> Option<String> {
+/// The bucket, key and whether a version is named, of
+/// `x-amz-copy-source` (`bucket/key[?versionId=v]`, URL-encoded, a leading
+/// `/` optional). Access-point ARNs name no bucket here: the operation
+/// refuses them.
+fn copy_source(cx: &S3AccessContext<'_>) -> Option<(String, String, bool)> {
     let raw = cx.headers().get("x-amz-copy-source")?.to_str().ok()?;
-    let decoded = percent_decode_str(raw).decode_utf8().ok()?;
+    let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
     let path = decoded.trim_start_matches('/');
     if path.starts_with("arn:") {
         return None;
     }
-    let bucket = path.split('/').next()?;
-    (!bucket.is_empty()).then(|| bucket.to_string())
+    let (bucket, key) = path.split_once('/')?;
+    (!bucket.is_empty()).then(|| {
+        (
+            bucket.to_string(),
+            key.to_string(),
+            query.split('&').any(|p| p.starts_with("versionId=")),
+        )
+    })
+}
+
+/// The client's address, put in each request's extensions by the HTTP
+/// layer (`aws:SourceIp`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+/// The key that signed the request (`None`: anonymous), for the
+/// operations after the access check.
+#[derive(Debug, Clone)]
+pub struct RequestKey(pub Option<Arc<AccessKey>>);
+
+fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// The condition keys of a request, for bucket policies.
+fn context(cx: &mut S3AccessContext<'_>, key: Option<&AccessKey>, op: &str) -> Context {
+    let mut c = Context::new();
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
+        c.set("aws:CurrentTime", t);
+    }
+    c.set("aws:EpochTime", now.unix_timestamp().to_string());
+    // billet serves plain HTTP; TLS, where there is any, ends before it.
+    c.set("aws:SecureTransport", "false");
+    if let Some(ClientAddr(addr)) = cx.extensions_mut().get::<ClientAddr>() {
+        c.set("aws:SourceIp", addr.ip().to_canonical().to_string());
+    }
+    match key {
+        Some(k) => {
+            c.set("aws:PrincipalType", "User");
+            c.set("aws:username", k.id.clone());
+            c.set("aws:userid", k.id.clone());
+            c.set("s3:signatureversion", "AWS4-HMAC-SHA256");
+            let presigned = cx
+                .uri()
+                .query()
+                .is_some_and(|q| q.contains("X-Amz-Signature="));
+            c.set(
+                "s3:authType",
+                if presigned {
+                    "REST-QUERY-STRING"
+                } else {
+                    "REST-HEADER"
+                },
+            );
+        }
+        None => {
+            c.set("aws:PrincipalType", "Anonymous");
+        }
+    }
+    let headers = cx.headers();
+    for (header, name) in [
+        ("user-agent", "aws:UserAgent"),
+        ("referer", "aws:Referer"),
+        ("x-amz-acl", "s3:x-amz-acl"),
+        ("x-amz-content-sha256", "s3:x-amz-content-sha256"),
+        ("x-amz-copy-source", "s3:x-amz-copy-source"),
+        ("x-amz-metadata-directive", "s3:x-amz-metadata-directive"),
+        ("x-amz-storage-class", "s3:x-amz-storage-class"),
+    ] {
+        if let Some(v) = headers.get(header).and_then(|v| v.to_str().ok()) {
+            c.set(name, v);
+        }
+    }
+    if let Some(v) = query_param(cx.uri(), "versionId") {
+        c.set("s3:VersionId", v);
+    }
+    if LIST_OPS.contains(&op) {
+        for (q, name) in [
+            ("prefix", "s3:prefix"),
+            ("delimiter", "s3:delimiter"),
+            ("max-keys", "s3:max-keys"),
+        ] {
+            if let Some(v) = query_param(cx.uri(), q) {
+                c.set(name, v);
+            }
+        }
+    }
+    c
+}
+
+/// Operations that may carry an object's canned ACL (`x-amz-acl`).
+const ACL_WRITING_OPS: [&str; 4] = [
+    "PutObject",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "PutObjectAcl",
+];
+
+/// Listings, whose query sets `s3:prefix`, `s3:delimiter`, `s3:max-keys`.
+const LIST_OPS: [&str; 3] = ["ListObjects", "ListObjectsV2", "ListObjectVersions"];
+
+fn denied() -> S3Error {
+    s3_error!(AccessDenied, "Access Denied")
 }
 
 impl Access {
-    async fn check_owner(&self, cx: &S3AccessContext<'_>, op: &str) -> S3Result<()> {
-        let key_id = match cx.credentials() {
-            Some(c) => c.access_key.clone(),
-            None => return Err(s3_error!(AccessDenied, "Signature is required")),
+    /// The signing key, looked up (`None`: an anonymous request).
+    async fn request_key(&self, access_key: Option<&str>) -> S3Result<Option<Arc<AccessKey>>> {
+        let Some(id) = access_key else {
+            return Ok(None);
         };
-        let key = self.authz.key(&key_id).await?.ok_or_else(|| {
+        let key = self.authz.key(id).await?.ok_or_else(|| {
             s3_error!(
                 InvalidAccessKeyId,
                 "The AWS access key Id you provided does not exist in our records."
             )
         })?;
-        let mut buckets = Vec::with_capacity(2);
-        if !UNSCOPED_OPS.contains(&op) {
-            match cx.s3_path() {
-                S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => {
-                    buckets.push(bucket.to_string());
-                }
-                S3Path::Root => {}
-            }
+        Ok(Some(key))
+    }
+
+    /// The one authorization decision for this request: the bucket (and
+    /// object) it names, and a copy's source.
+    async fn authorize(&self, cx: &mut S3AccessContext<'_>, op: &str) -> S3Result<()> {
+        let key = self
+            .request_key(cx.credentials().map(|c| c.access_key.as_str()))
+            .await?;
+        cx.extensions_mut().insert(RequestKey(key.clone()));
+        if UNSCOPED_OPS.contains(&op) {
+            // Listing one's buckets and creating one need a key; a key
+            // limited to its grants creates none.
+            return match &key {
+                None => Err(denied()),
+                Some(k) if op == "CreateBucket" && k.limited => Err(denied()),
+                Some(_) => Ok(()),
+            };
+        }
+        let (bucket, object) = match cx.s3_path() {
+            S3Path::Bucket { bucket } => (bucket.to_string(), None),
+            S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
+            S3Path::Root => return Ok(()),
+        };
+        let version = query_param(cx.uri(), "versionId").is_some();
+        let conditions = context(cx, key.as_deref(), op);
+        let act = action(op, version);
+        let decision = self
+            .authz
+            .authorize(
+                key.as_deref(),
+                &bucket,
+                object.as_deref(),
+                &act,
+                &conditions,
+            )
+            .await?;
+        if decision == Decision::Deny {
+            return Err(denied());
+        }
+        if ACL_WRITING_OPS.contains(&op)
+            && let Some(access) = self.authz.bucket(&bucket).await?
+        {
+            let canned = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok());
+            crate::bucket_config::check_object_acl(&access, canned)?;
         }
         if COPY_OPS.contains(&op)
-            && let Some(source) = copy_source_bucket(cx)
+            && let Some((src_bucket, src_key, src_version)) = copy_source(cx)
         {
-            buckets.push(source);
-        }
-        for bucket in buckets {
-            if self.authz.check_bucket(&key.owner, &bucket).await? == Decision::Deny {
-                return Err(s3_error!(AccessDenied, "Access Denied"));
+            let act = action("GetObject", src_version);
+            let decision = self
+                .authz
+                .authorize(
+                    key.as_deref(),
+                    &src_bucket,
+                    Some(&src_key),
+                    &act,
+                    &conditions,
+                )
+                .await?;
+            if decision == Decision::Deny {
+                return Err(denied());
             }
         }
         Ok(())
@@ -227,11 +388,44 @@ impl S3Access for Access {
             ));
         }
         check_signature_version(cx)?;
-        if cx.credentials().is_none() {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
+        // An unsigned request is anonymous: allowed only where a policy or
+        // ACL says so.
+        if cx.credentials().is_some() {
+            check_scope(cx, &self.region)?;
         }
-        check_scope(cx, &self.region)?;
         check_buffered_body(cx, op, self.xml_max_bytes)?;
-        self.check_owner(cx, op).await
+        self.authorize(cx, op).await
+    }
+
+    /// A multi-object delete asks for `s3:DeleteObject` (or
+    /// `DeleteObjectVersion`) on each key it names; one refused key refuses
+    /// the request (nothing is deleted).
+    async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        let key = req.extensions.get::<RequestKey>().and_then(|k| k.0.clone());
+        let mut conditions = Context::new();
+        conditions.set(
+            "aws:PrincipalType",
+            if key.is_some() { "User" } else { "Anonymous" },
+        );
+        if let Some(ClientAddr(addr)) = req.extensions.get::<ClientAddr>() {
+            conditions.set("aws:SourceIp", addr.ip().to_canonical().to_string());
+        }
+        conditions.set("aws:SecureTransport", "false");
+        let bucket = req.input.bucket.clone();
+        for obj in &req.input.delete.objects {
+            let act = action("DeleteObject", obj.version_id.is_some());
+            let decision = self
+                .authz
+                .authorize(key.as_deref(), &bucket, Some(&obj.key), &act, &conditions)
+                .await?;
+            if decision == Decision::Deny {
+                return Err(s3_error!(
+                    AccessDenied,
+                    "Access Denied to delete {}",
+                    obj.key
+                ));
+            }
+        }
+        Ok(())
     }
 }

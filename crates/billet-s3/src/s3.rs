@@ -5,10 +5,12 @@ use billet_records::Versioning;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
+use crate::access::RequestKey;
 use crate::authz::Authorizer;
+use crate::authz::bucket_access::{self, Permission as AclPermission};
 use crate::error::to_s3;
 use crate::util::timestamp;
-use crate::{copy, delete, get, listing, multipart, put, tagging};
+use crate::{bucket_config, copy, delete, get, listing, multipart, put, tagging};
 
 /// billet's S3 front end.
 #[derive(Debug, Clone)]
@@ -20,23 +22,27 @@ pub struct BilletS3 {
 }
 
 impl BilletS3 {
-    /// The owner of the key that signed the request.
-    async fn owner<T>(&self, req: &S3Request<T>) -> S3Result<String> {
-        let creds = req
-            .credentials
-            .as_ref()
-            .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;
-        let key = self.authz.key(&creds.access_key).await?.ok_or_else(|| {
-            s3_error!(
-                InvalidAccessKeyId,
-                "The AWS access key Id you provided does not exist in our records."
-            )
-        })?;
-        Ok(key.owner.clone())
+    /// The key that signed the request (the access check put it there).
+    fn signer<T>(req: &S3Request<T>) -> S3Result<std::sync::Arc<billet_engine::AccessKey>> {
+        req.extensions
+            .get::<RequestKey>()
+            .and_then(|k| k.0.clone())
+            .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))
     }
 
-    async fn owner_dto<T>(&self, req: &S3Request<T>) -> S3Result<Owner> {
-        let id = self.owner(req).await?;
+    /// The owner of the key that signed the request.
+    fn owner<T>(req: &S3Request<T>) -> S3Result<String> {
+        Ok(Self::signer(req)?.owner.clone())
+    }
+
+    /// The bucket's owner, as listings show it (objects belong to their
+    /// bucket's owner, whoever wrote them).
+    async fn bucket_owner_dto(&self, bucket: &str) -> S3Result<Owner> {
+        let id = self
+            .authz
+            .bucket_owner(bucket)
+            .await?
+            .ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist."))?;
         Ok(Owner {
             display_name: Some(id.clone()),
             id: Some(id),
@@ -54,7 +60,18 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let owner = self.owner_dto(&req).await?;
+        let key = Self::signer(&req)?;
+        let owner = Owner {
+            display_name: Some(key.owner.clone()),
+            id: Some(key.owner.clone()),
+        };
+        let grants = self.authz.grants(&key.id).await?;
+        let visible = |b: &billet_engine::BucketEntry| {
+            (!key.limited && b.owner == key.owner)
+                || grants
+                    .iter()
+                    .any(|g| g.bucket == b.name || (g.bucket == "*" && b.owner == key.owner))
+        };
         let prefix = req.input.prefix.clone().unwrap_or_default();
         let buckets: Vec<Bucket> = self
             .engine
@@ -62,7 +79,7 @@ impl S3 for BilletS3 {
             .await
             .map_err(to_s3)?
             .into_iter()
-            .filter(|b| Some(&b.owner) == owner.id.as_ref() && b.name.starts_with(&prefix))
+            .filter(|b| visible(b) && b.name.starts_with(&prefix))
             .map(|b| Bucket {
                 name: Some(b.name),
                 creation_date: Some(timestamp(b.created_ms)),
@@ -81,7 +98,30 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let owner = self.owner(&req).await?;
+        let owner = Self::owner(&req)?;
+        let i = &req.input;
+        let acl = bucket_config::acl_from_headers(
+            i.acl.as_ref().map(BucketCannedACL::as_str),
+            [
+                (i.grant_read.as_deref(), AclPermission::Read),
+                (i.grant_write.as_deref(), AclPermission::Write),
+                (i.grant_read_acp.as_deref(), AclPermission::ReadAcp),
+                (i.grant_write_acp.as_deref(), AclPermission::WriteAcp),
+                (i.grant_full_control.as_deref(), AclPermission::FullControl),
+            ],
+        )?;
+        let ownership = match &i.object_ownership {
+            Some(o) => Some(bucket_config::ownership(o.as_str())?.to_string()),
+            None => None,
+        };
+        if ownership.as_deref() == Some("BucketOwnerEnforced")
+            && acl.as_ref().is_some_and(|a| !a.grants.is_empty())
+        {
+            return Err(s3_error!(
+                InvalidBucketAclWithObjectOwnership,
+                "Bucket ACLs other than private cannot be combined with BucketOwnerEnforced"
+            ));
+        }
         let name = req.input.bucket;
         match self.engine.bucket(&name).await {
             Ok(existing) if existing.owner == owner => {
@@ -101,6 +141,14 @@ impl S3 for BilletS3 {
         let created = self.engine.create_bucket(&name, &owner).await;
         self.authz.forget(&name);
         created.map_err(to_s3)?;
+        if let Some(o) = ownership {
+            self.authz
+                .set_setting(&name, bucket_access::OWNERSHIP, Some(&o))
+                .await?;
+        }
+        if let Some(acl) = acl.filter(|a| !a.grants.is_empty()) {
+            bucket_config::store_acl(&self.authz, &name, &acl).await?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
         }))
@@ -239,7 +287,7 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let owner = self.owner_dto(&req).await?;
+        let owner = self.bucket_owner_dto(&req.input.bucket).await?;
         listing::list_objects(&self.engine, &owner, req).await
     }
 
@@ -247,7 +295,7 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let owner = self.owner_dto(&req).await?;
+        let owner = self.bucket_owner_dto(&req.input.bucket).await?;
         listing::list_objects_v2(&self.engine, &owner, req).await
     }
 
@@ -290,7 +338,7 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let owner = self.owner_dto(&req).await?;
+        let owner = self.bucket_owner_dto(&req.input.bucket).await?;
         multipart::list_parts(&self.engine, &owner, req).await
     }
 
@@ -298,7 +346,7 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let owner = self.owner_dto(&req).await?;
+        let owner = self.bucket_owner_dto(&req.input.bucket).await?;
         multipart::list_uploads(&self.engine, &owner, req).await
     }
 
@@ -348,7 +396,124 @@ impl S3 for BilletS3 {
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        let owner = self.owner_dto(&req).await?;
+        let owner = self.bucket_owner_dto(&req.input.bucket).await?;
         listing::list_object_versions(&self.engine, &owner, req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        bucket_config::put_policy(&self.authz, req).await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        bucket_config::get_policy(&self.authz, req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        bucket_config::delete_policy(&self.authz, req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        bucket_config::policy_status(&self.authz, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        bucket_config::put_public_access_block(&self.authz, req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        bucket_config::get_public_access_block(&self.authz, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        bucket_config::delete_public_access_block(&self.authz, req).await
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        bucket_config::put_ownership_controls(&self.authz, req).await
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        bucket_config::get_ownership_controls(&self.authz, req).await
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        bucket_config::delete_ownership_controls(&self.authz, req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        bucket_config::put_bucket_acl(&self.authz, req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        bucket_config::get_bucket_acl(&self.authz, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        bucket_config::get_object_acl(&self.authz, &self.engine, req).await
+    }
+
+    /// The canned ACL (checked by the access check) is the owner's own:
+    /// nothing to store.
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let i = &req.input;
+        if i.access_control_policy.is_some()
+            || i.grant_read.is_some()
+            || i.grant_read_acp.is_some()
+            || i.grant_write.is_some()
+            || i.grant_write_acp.is_some()
+            || i.grant_full_control.is_some()
+        {
+            return Err(s3_error!(
+                NotImplemented,
+                "Object ACL grants are not supported yet; use a bucket policy"
+            ));
+        }
+        self.engine
+            .object(&i.bucket, &i.key, i.version_id.as_deref())
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(PutObjectAclOutput::default()))
     }
 }

@@ -161,7 +161,7 @@ pub async fn handle(
             )
         }
         ["buckets", bucket, rest @ ..] => {
-            match app.authz.check_bucket(&key.owner, bucket).await {
+            match app.authz.check_read(&key, bucket).await {
                 Ok(Decision::Allow) => {}
                 Ok(Decision::Deny) => return error(StatusCode::FORBIDDEN, "access denied"),
                 Err(e) => {

@@ -189,8 +189,32 @@ enum KeysCommand {
         /// Use this secret instead of a generated one.
         #[arg(long)]
         secret: Option<String>,
+        /// The key acts only through its grants (`billet keys allow`): not
+        /// as its owner, and it creates no bucket.
+        #[arg(long)]
+        limited: bool,
+        /// A limited key that reads every bucket of its owner (a `*` read
+        /// grant) and writes nothing.
+        #[arg(long, conflicts_with = "limited")]
+        read_only: bool,
     },
-    /// List access keys.
+    /// Grant a key permissions on a bucket (`*`: every bucket of the key's
+    /// owner), added to those it has.
+    Allow {
+        key: String,
+        bucket: String,
+        #[command(flatten)]
+        perms: keys::PermFlags,
+    },
+    /// Take permissions on a bucket from a key (all of them when none is
+    /// named).
+    Deny {
+        key: String,
+        bucket: String,
+        #[command(flatten)]
+        perms: keys::PermFlags,
+    },
+    /// List access keys and their grants.
     List,
     /// Delete an access key.
     Delete { id: String },
@@ -250,11 +274,27 @@ fn keys_command(overrides: &config::Overrides, cmd: KeysCommand) -> anyhow::Resu
     runtime()?.block_on(async {
         let index = keys::open_index(&config).await?;
         match cmd {
-            KeysCommand::Create { owner, id, secret } => {
-                let k = keys::create(index.as_ref(), &owner, id, secret).await?;
+            KeysCommand::Create {
+                owner,
+                id,
+                secret,
+                limited,
+                read_only,
+            } => {
+                let k =
+                    keys::create(index.as_ref(), &owner, id, secret, limited || read_only).await?;
+                if read_only {
+                    keys::allow(index.as_ref(), &k.id, "*", keys::PermFlags::READ).await?;
+                }
                 println!("AWS_ACCESS_KEY_ID={}", k.id);
                 println!("AWS_SECRET_ACCESS_KEY={}", k.secret);
                 Ok(())
+            }
+            KeysCommand::Allow { key, bucket, perms } => {
+                keys::allow(index.as_ref(), &key, &bucket, perms).await
+            }
+            KeysCommand::Deny { key, bucket, perms } => {
+                keys::deny(index.as_ref(), &key, &bucket, perms).await
             }
             KeysCommand::List => keys::list(index.as_ref()).await,
             KeysCommand::Delete { id } => keys::delete(index.as_ref(), &id).await,

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use billet_engine::Engine;
-use billet_s3::{Authorizer, OpSlot};
+use billet_s3::{Authorizer, ClientAddr, OpSlot};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -286,6 +286,7 @@ pub async fn handle(
     }
     let slot = OpSlot::default();
     req.extensions_mut().insert(slot.clone());
+    req.extensions_mut().insert(ClientAddr(peer));
     let bytes_in = content_length(req.headers());
     let close_after = expects_continue_without_body(&req);
     // Only a request that has a body needs it watched.

@@ -262,6 +262,7 @@ pub(super) async fn purge_bucket(c: &mut Object, name: &str) -> Result<bool, Ind
         tx.execute(&format!("DELETE FROM {table} WHERE bucket = $1"), &[&name])
             .await?;
     }
+    super::access::forget_bucket(&tx, name).await?;
     tx.execute("DELETE FROM buckets WHERE name = $1", &[&name])
         .await?;
     tx.commit().await?;

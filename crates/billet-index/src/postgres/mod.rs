@@ -3,6 +3,7 @@
 //! asynchronously; everything with rules runs the shared rules over
 //! [`bucket::PgTx`] on a blocking thread.
 
+mod access;
 mod bucket;
 mod cold;
 mod connect;
@@ -321,6 +322,27 @@ impl Index for PgIndex {
 
     async fn delete_access_key(&self, id: &str) -> Result<bool, IndexError> {
         registry::delete_access_key(&self.client().await?, id).await
+    }
+
+    async fn bucket_settings(&self, bucket: &str) -> Result<Vec<(String, String)>, IndexError> {
+        access::bucket_settings(&self.client().await?, bucket).await
+    }
+
+    async fn set_bucket_setting(
+        &self,
+        bucket: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<bool, IndexError> {
+        access::set_bucket_setting(&self.client().await?, bucket, name, value).await
+    }
+
+    async fn grants(&self, key_id: Option<&str>) -> Result<Vec<Grant>, IndexError> {
+        access::grants(&self.client().await?, key_id).await
+    }
+
+    async fn set_grant(&self, grant: &Grant) -> Result<(), IndexError> {
+        access::set_grant(&self.client().await?, grant).await
     }
 
     async fn put_segment(&self, segment: &RemoteSegment) -> Result<(), IndexError> {

@@ -72,6 +72,7 @@ pub(super) async fn delete_bucket(c: &mut Object, name: &str) -> Result<(), Inde
         .await?;
     tx.execute("DELETE FROM commits WHERE bucket = $1", &[&name])
         .await?;
+    super::access::forget_bucket(&tx, name).await?;
     tx.execute("DELETE FROM shipped_heads WHERE bucket = $1", &[&name])
         .await?;
     tx.execute("DELETE FROM buckets WHERE name = $1", &[&name])
@@ -128,9 +129,16 @@ pub(super) async fn put_access_key(
 ) -> Result<(), IndexError> {
     let n = c
         .execute(
-            "INSERT INTO access_keys (id, secret, owner, created, disabled) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO NOTHING",
-            &[&k.id, &k.secret, &k.owner, &k.created_ms, &k.disabled],
+            "INSERT INTO access_keys (id, secret, owner, created, disabled, limited)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+            &[
+                &k.id,
+                &k.secret,
+                &k.owner,
+                &k.created_ms,
+                &k.disabled,
+                &k.limited,
+            ],
         )
         .await?;
     if n == 0 {
@@ -166,7 +174,12 @@ pub(super) async fn delete_access_key(
     c: &impl GenericClient,
     id: &str,
 ) -> Result<bool, IndexError> {
-    Ok(c.execute("DELETE FROM access_keys WHERE id = $1", &[&id])
-        .await?
+    // One statement: a key made again under this id starts with no grants.
+    Ok(c.execute(
+        "WITH g AS (DELETE FROM key_grants WHERE key_id = $1)
+         DELETE FROM access_keys WHERE id = $1",
+        &[&id],
+    )
+    .await?
         > 0)
 }

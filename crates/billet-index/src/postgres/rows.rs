@@ -9,7 +9,7 @@ use crate::types::{AccessKey, ObjectSummary, ObjectVersion, Part, Upload};
 pub(super) const VERSION_COLS: &str = "key, version_id, is_latest, ord, manifest_cid, manifest";
 pub(super) const PART_COLS: &str = "number, size, etag, root, last_modified, meta";
 pub(super) const UPLOAD_COLS: &str = "upload_id, key, initiated, meta, seq";
-pub(super) const KEY_COLS: &str = "id, secret, owner, created, disabled";
+pub(super) const KEY_COLS: &str = "id, secret, owner, created, disabled, limited";
 
 pub(super) fn version_from(r: &PgRow) -> Result<ObjectVersion, IndexError> {
     let key: Vec<u8> = r.try_get(0)?;
@@ -76,5 +76,6 @@ pub(super) fn access_key_from(r: &PgRow) -> Result<AccessKey, IndexError> {
         owner: r.try_get(2)?,
         created_ms: r.try_get(3)?,
         disabled: r.try_get(4)?,
+        limited: r.try_get(5)?,
     })
 }

@@ -127,6 +127,26 @@ ALTER TABLE buckets ADD COLUMN retain_secs BIGINT;
 ALTER TABLE buckets ADD COLUMN retain_commits BIGINT;
 ALTER TABLE segments ADD COLUMN moved_to BIGINT;
 ",
+    "
+-- Access control: a bucket's access configuration (policy, public access
+-- block, ownership controls, ACL, CORS; one row each, by name), what each
+-- key may do on which bucket, and keys limited to their grants.
+CREATE TABLE bucket_settings (
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+);
+CREATE TABLE key_grants (
+    key_id TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    can_read BOOLEAN NOT NULL,
+    can_write BOOLEAN NOT NULL,
+    can_own BOOLEAN NOT NULL,
+    PRIMARY KEY (key_id, bucket)
+);
+ALTER TABLE access_keys ADD COLUMN limited BOOLEAN NOT NULL DEFAULT false;
+",
 ];
 
 /// Arbitrary constant naming billet's migration lock.

@@ -1,6 +1,7 @@
 //! The embedded index: `registry.db` plus one `buckets/<name>.db` per
 //! bucket, WAL mode, opened through a bounded LRU pool.
 
+mod access;
 mod bucket;
 mod cold;
 mod pool;
@@ -296,8 +297,7 @@ impl Index for SqliteIndex {
                     return Err(IndexError::BucketNotEmpty(name));
                 }
             }
-            reg.execute("DELETE FROM buckets WHERE name = ?1", params![name])?;
-            reg.execute("DELETE FROM shipped_heads WHERE bucket = ?1", params![name])?;
+            registry::forget_bucket(&reg, &name)?;
             inner.pool.forget(&name);
             remove_db_files(&path);
             Ok(())
@@ -485,6 +485,36 @@ impl Index for SqliteIndex {
             .await
     }
 
+    async fn bucket_settings(&self, bucket: &str) -> Result<Vec<(String, String)>, IndexError> {
+        let bucket = bucket.to_string();
+        self.with_registry(move |c| access::bucket_settings(c, &bucket))
+            .await
+    }
+
+    async fn set_bucket_setting(
+        &self,
+        bucket: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<bool, IndexError> {
+        let (bucket, name) = (bucket.to_string(), name.to_string());
+        let value = value.map(str::to_string);
+        self.with_registry(move |c| access::set_bucket_setting(c, &bucket, &name, value.as_deref()))
+            .await
+    }
+
+    async fn grants(&self, key_id: Option<&str>) -> Result<Vec<Grant>, IndexError> {
+        let key_id = key_id.map(str::to_string);
+        self.with_registry(move |c| access::grants(c, key_id.as_deref()))
+            .await
+    }
+
+    async fn set_grant(&self, grant: &Grant) -> Result<(), IndexError> {
+        let grant = grant.clone();
+        self.with_registry(move |c| access::set_grant(c, &grant))
+            .await
+    }
+
     async fn put_segment(&self, segment: &RemoteSegment) -> Result<(), IndexError> {
         let s = segment.clone();
         self.with_registry(move |c| cold::put_segment(c, &s)).await
@@ -579,8 +609,7 @@ impl Index for SqliteIndex {
             if registry::bucket_entry(&reg, &name)?.is_none() {
                 return Ok(false);
             }
-            reg.execute("DELETE FROM buckets WHERE name = ?1", params![name])?;
-            reg.execute("DELETE FROM shipped_heads WHERE bucket = ?1", params![name])?;
+            registry::forget_bucket(&reg, &name)?;
             inner.pool.forget(&name);
             remove_db_files(&inner.path(&name));
             Ok(true)

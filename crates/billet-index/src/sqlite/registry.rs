@@ -64,16 +64,24 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessKey> {
         owner: r.get(2)?,
         created_ms: r.get(3)?,
         disabled: r.get(4)?,
+        limited: r.get(5)?,
     })
 }
 
 pub(super) fn put_access_key(conn: &Connection, k: &AccessKey) -> Result<(), IndexError> {
     let n = conn
         .prepare_cached(
-            "INSERT INTO access_keys (id, secret, owner, created, disabled) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO access_keys (id, secret, owner, created, disabled, limited)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
         )?
-        .execute(params![k.id, k.secret, k.owner, k.created_ms, k.disabled])?;
+        .execute(params![
+            k.id,
+            k.secret,
+            k.owner,
+            k.created_ms,
+            k.disabled,
+            k.limited
+        ])?;
     if n == 0 {
         return Err(IndexError::AccessKeyExists(k.id.clone()));
     }
@@ -83,7 +91,7 @@ pub(super) fn put_access_key(conn: &Connection, k: &AccessKey) -> Result<(), Ind
 pub(super) fn access_key(conn: &Connection, id: &str) -> Result<Option<AccessKey>, IndexError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, secret, owner, created, disabled FROM access_keys WHERE id = ?1",
+            "SELECT id, secret, owner, created, disabled, limited FROM access_keys WHERE id = ?1",
         )?
         .query_row(params![id], key_from_row)
         .optional()?)
@@ -91,12 +99,34 @@ pub(super) fn access_key(conn: &Connection, id: &str) -> Result<Option<AccessKey
 
 pub(super) fn access_keys(conn: &Connection) -> Result<Vec<AccessKey>, IndexError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, secret, owner, created, disabled FROM access_keys ORDER BY id",
+        "SELECT id, secret, owner, created, disabled, limited FROM access_keys ORDER BY id",
     )?;
     let rows = stmt.query_map([], key_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub(super) fn delete_access_key(conn: &Connection, id: &str) -> Result<bool, IndexError> {
-    Ok(conn.execute("DELETE FROM access_keys WHERE id = ?1", params![id])? > 0)
+    // Together: a key made again under this id starts with no grants.
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM key_grants WHERE key_id = ?1", params![id])?;
+    let n = tx.execute("DELETE FROM access_keys WHERE id = ?1", params![id])?;
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+/// Removes a bucket's registry rows: its entry, shipped head, access
+/// configuration and the grants naming it (so a bucket made again under
+/// the name starts private), together.
+pub(super) fn forget_bucket(conn: &Connection, name: &str) -> Result<(), IndexError> {
+    let tx = conn.unchecked_transaction()?;
+    for sql in [
+        "DELETE FROM buckets WHERE name = ?1",
+        "DELETE FROM shipped_heads WHERE bucket = ?1",
+        "DELETE FROM bucket_settings WHERE bucket = ?1",
+        "DELETE FROM key_grants WHERE bucket = ?1",
+    ] {
+        tx.execute(sql, params![name])?;
+    }
+    tx.commit()?;
+    Ok(())
 }

@@ -79,6 +79,26 @@ ALTER TABLE buckets ADD COLUMN retain_secs INTEGER;
 ALTER TABLE buckets ADD COLUMN retain_commits INTEGER;
 ALTER TABLE segments ADD COLUMN moved_to INTEGER;
 ",
+    "
+-- Access control: a bucket's access configuration (policy, public access
+-- block, ownership controls, ACL, CORS; one row each, by name), what each
+-- key may do on which bucket, and keys limited to their grants.
+CREATE TABLE bucket_settings (
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+);
+CREATE TABLE key_grants (
+    key_id TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    can_read INTEGER NOT NULL,
+    can_write INTEGER NOT NULL,
+    can_own INTEGER NOT NULL,
+    PRIMARY KEY (key_id, bucket)
+);
+ALTER TABLE access_keys ADD COLUMN limited INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// Applies the registry migrations it lacks, each in its own transaction.

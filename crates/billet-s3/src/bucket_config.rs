@@ -1,0 +1,491 @@
+//! The bucket's access configuration over S3: policy (and its status),
+//! public access block, ownership controls, bucket ACL. Each is one row
+//! of the index's bucket settings; the decision reads them through the
+//! `Authorizer`, which forgets its cached copy on every change here.
+
+use http::StatusCode;
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use crate::authz::Authorizer;
+use crate::authz::bucket_access::{
+    self as names, ALL_USERS_URI, AUTHENTICATED_USERS_URI, Acl, BucketAccess, Grantee,
+    Permission as AclPermission, PublicAccessBlock,
+};
+use crate::policy::Policy as BucketPolicy;
+
+fn custom(code: &'static str, status: StatusCode, msg: &str) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), msg.to_string());
+    e.set_status_code(status);
+    e
+}
+
+async fn existing(authz: &Authorizer, bucket: &str) -> S3Result<std::sync::Arc<BucketAccess>> {
+    authz
+        .bucket(bucket)
+        .await?
+        .ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist."))
+}
+
+pub async fn put_policy(
+    authz: &Authorizer,
+    req: S3Request<PutBucketPolicyInput>,
+) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+    let bucket = &req.input.bucket;
+    let access = existing(authz, bucket).await?;
+    let policy = BucketPolicy::parse(&req.input.policy, bucket)
+        .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+    if access.block().block_public_policy && policy.is_public() {
+        return Err(s3_error!(
+            AccessDenied,
+            "The bucket's public access block (BlockPublicPolicy) refuses a public policy"
+        ));
+    }
+    authz
+        .set_setting(bucket, names::POLICY, Some(&req.input.policy))
+        .await?;
+    Ok(S3Response::with_status(
+        PutBucketPolicyOutput {},
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+pub async fn get_policy(
+    authz: &Authorizer,
+    req: S3Request<GetBucketPolicyInput>,
+) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+    let access = existing(authz, &req.input.bucket).await?;
+    let policy = access
+        .policy_text
+        .clone()
+        .ok_or_else(|| s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))?;
+    Ok(S3Response::new(GetBucketPolicyOutput {
+        policy: Some(policy),
+    }))
+}
+
+pub async fn delete_policy(
+    authz: &Authorizer,
+    req: S3Request<DeleteBucketPolicyInput>,
+) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+    authz
+        .set_setting(&req.input.bucket, names::POLICY, None)
+        .await?;
+    Ok(S3Response::with_status(
+        DeleteBucketPolicyOutput {},
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+pub async fn policy_status(
+    authz: &Authorizer,
+    req: S3Request<GetBucketPolicyStatusInput>,
+) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+    let access = existing(authz, &req.input.bucket).await?;
+    let Some(policy) = &access.policy else {
+        return Err(s3_error!(
+            NoSuchBucketPolicy,
+            "The bucket policy does not exist"
+        ));
+    };
+    Ok(S3Response::new(GetBucketPolicyStatusOutput {
+        policy_status: Some(PolicyStatus {
+            is_public: Some(policy.is_public()),
+        }),
+    }))
+}
+
+pub async fn put_public_access_block(
+    authz: &Authorizer,
+    req: S3Request<PutPublicAccessBlockInput>,
+) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+    let c = &req.input.public_access_block_configuration;
+    let block = PublicAccessBlock {
+        block_public_acls: c.block_public_acls.unwrap_or(false),
+        ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
+        block_public_policy: c.block_public_policy.unwrap_or(false),
+        restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
+    };
+    authz
+        .set_setting(
+            &req.input.bucket,
+            names::PUBLIC_ACCESS_BLOCK,
+            Some(&block.to_setting()),
+        )
+        .await?;
+    Ok(S3Response::new(PutPublicAccessBlockOutput {}))
+}
+
+pub async fn get_public_access_block(
+    authz: &Authorizer,
+    req: S3Request<GetPublicAccessBlockInput>,
+) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+    let access = existing(authz, &req.input.bucket).await?;
+    let Some(b) = access.public_block else {
+        return Err(custom(
+            "NoSuchPublicAccessBlockConfiguration",
+            StatusCode::NOT_FOUND,
+            "The public access block configuration was not found",
+        ));
+    };
+    Ok(S3Response::new(GetPublicAccessBlockOutput {
+        public_access_block_configuration: Some(PublicAccessBlockConfiguration {
+            block_public_acls: Some(b.block_public_acls),
+            ignore_public_acls: Some(b.ignore_public_acls),
+            block_public_policy: Some(b.block_public_policy),
+            restrict_public_buckets: Some(b.restrict_public_buckets),
+        }),
+    }))
+}
+
+pub async fn delete_public_access_block(
+    authz: &Authorizer,
+    req: S3Request<DeletePublicAccessBlockInput>,
+) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+    authz
+        .set_setting(&req.input.bucket, names::PUBLIC_ACCESS_BLOCK, None)
+        .await?;
+    Ok(S3Response::with_status(
+        DeletePublicAccessBlockOutput {},
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+const OWNERSHIPS: [&str; 3] = [
+    "BucketOwnerEnforced",
+    "BucketOwnerPreferred",
+    "ObjectWriter",
+];
+
+/// Checks an `ObjectOwnership` value.
+pub fn ownership(value: &str) -> S3Result<&str> {
+    OWNERSHIPS
+        .iter()
+        .find(|o| **o == value)
+        .copied()
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "ObjectOwnership must be one of BucketOwnerEnforced, BucketOwnerPreferred, ObjectWriter"
+            )
+        })
+}
+
+pub async fn put_ownership_controls(
+    authz: &Authorizer,
+    req: S3Request<PutBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+    let rules = &req.input.ownership_controls.rules;
+    let [rule] = rules.as_slice() else {
+        return Err(s3_error!(
+            MalformedXML,
+            "OwnershipControls must hold exactly one Rule"
+        ));
+    };
+    let value = ownership(rule.object_ownership.as_str())?;
+    let access = existing(authz, &req.input.bucket).await?;
+    if value == "BucketOwnerEnforced" && !access.acl.grants.is_empty() {
+        return Err(s3_error!(
+            InvalidBucketAclWithObjectOwnership,
+            "Bucket ACLs other than private cannot be combined with BucketOwnerEnforced"
+        ));
+    }
+    authz
+        .set_setting(&req.input.bucket, names::OWNERSHIP, Some(value))
+        .await?;
+    Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
+}
+
+pub async fn get_ownership_controls(
+    authz: &Authorizer,
+    req: S3Request<GetBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+    let access = existing(authz, &req.input.bucket).await?;
+    let Some(value) = access.ownership.clone() else {
+        return Err(s3_error!(
+            OwnershipControlsNotFoundError,
+            "The bucket ownership controls were not found"
+        ));
+    };
+    Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+        ownership_controls: Some(OwnershipControls {
+            rules: vec![OwnershipControlsRule {
+                object_ownership: ObjectOwnership::from(value),
+            }],
+        }),
+    }))
+}
+
+pub async fn delete_ownership_controls(
+    authz: &Authorizer,
+    req: S3Request<DeleteBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+    authz
+        .set_setting(&req.input.bucket, names::OWNERSHIP, None)
+        .await?;
+    Ok(S3Response::with_status(
+        DeleteBucketOwnershipControlsOutput {},
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+fn owner_dto(owner: &str) -> Owner {
+    Owner {
+        display_name: Some(owner.to_string()),
+        id: Some(owner.to_string()),
+    }
+}
+
+fn grant_dto(grantee: &Grantee, perm: AclPermission) -> Grant {
+    let g = match grantee {
+        Grantee::AllUsers | Grantee::AuthenticatedUsers => s3s::dto::Grantee {
+            type_: Type::from_static(Type::GROUP),
+            uri: Some(
+                if *grantee == Grantee::AllUsers {
+                    ALL_USERS_URI
+                } else {
+                    AUTHENTICATED_USERS_URI
+                }
+                .to_string(),
+            ),
+            display_name: None,
+            email_address: None,
+            id: None,
+        },
+        Grantee::Owner(o) => s3s::dto::Grantee {
+            type_: Type::from_static(Type::CANONICAL_USER),
+            id: Some(o.clone()),
+            display_name: Some(o.clone()),
+            email_address: None,
+            uri: None,
+        },
+    };
+    Grant {
+        grantee: Some(g),
+        permission: Some(Permission::from(perm.as_str().to_string())),
+    }
+}
+
+/// An ACL as S3 shows it: the owner's FULL_CONTROL, then the grants.
+pub fn acl_dto(owner: &str, acl: &Acl) -> (Owner, Vec<Grant>) {
+    let mut grants = vec![grant_dto(
+        &Grantee::Owner(owner.to_string()),
+        AclPermission::FullControl,
+    )];
+    grants.extend(acl.grants.iter().map(|(g, p)| grant_dto(g, *p)));
+    (owner_dto(owner), grants)
+}
+
+/// Grantees of an `x-amz-grant-*` header: `id="..."`, `uri="..."`,
+/// comma-separated.
+fn header_grantees(value: &str) -> S3Result<Vec<Grantee>> {
+    value
+        .split(',')
+        .map(|part| {
+            let (kind, v) = part.trim().split_once('=').ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "A grant header holds id=\"...\" or uri=\"...\" entries"
+                )
+            })?;
+            let v = v.trim().trim_matches('"');
+            match kind.trim() {
+                "id" => Ok(Grantee::Owner(v.to_string())),
+                "uri" if v == ALL_USERS_URI => Ok(Grantee::AllUsers),
+                "uri" if v == AUTHENTICATED_USERS_URI => Ok(Grantee::AuthenticatedUsers),
+                "uri" => Err(s3_error!(InvalidArgument, "Unknown grantee group {v}")),
+                other => Err(s3_error!(
+                    NotImplemented,
+                    "Grantees of type {other} are not supported (use id or uri)"
+                )),
+            }
+        })
+        .collect()
+}
+
+/// An ACL from a canned name or grant headers (what PutBucketAcl and
+/// CreateBucket carry); `None` if neither is given.
+pub fn acl_from_headers(
+    canned: Option<&str>,
+    grants: [(Option<&str>, AclPermission); 5],
+) -> S3Result<Option<Acl>> {
+    let explicit = grants.iter().any(|(v, _)| v.is_some());
+    match (canned, explicit) {
+        (Some(_), true) => Err(s3_error!(
+            InvalidRequest,
+            "Specifying both Canned ACLs and Header Grants is not allowed"
+        )),
+        (Some(c), false) => Acl::canned(c)
+            .map(Some)
+            .ok_or_else(|| s3_error!(InvalidArgument, "Unknown canned ACL {c}")),
+        (None, true) => {
+            let mut acl = Acl::default();
+            for (value, perm) in grants {
+                if let Some(v) = value {
+                    for g in header_grantees(v)? {
+                        acl.grants.push((g, perm));
+                    }
+                }
+            }
+            Ok(Some(acl))
+        }
+        (None, false) => Ok(None),
+    }
+}
+
+fn acl_from_body(owner: &str, policy: &AccessControlPolicy) -> S3Result<Acl> {
+    let mut acl = Acl::default();
+    for g in policy.grants.iter().flatten() {
+        let perm = g
+            .permission
+            .as_ref()
+            .and_then(|p| AclPermission::parse(p.as_str()))
+            .ok_or_else(|| s3_error!(MalformedACLError, "A grant has no valid Permission"))?;
+        let grantee = g
+            .grantee
+            .as_ref()
+            .ok_or_else(|| s3_error!(MalformedACLError, "A grant has no Grantee"))?;
+        let who = match (grantee.type_.as_str(), &grantee.id, &grantee.uri) {
+            (Type::CANONICAL_USER, Some(id), _) => Grantee::Owner(id.clone()),
+            (Type::GROUP, _, Some(u)) if u == ALL_USERS_URI => Grantee::AllUsers,
+            (Type::GROUP, _, Some(u)) if u == AUTHENTICATED_USERS_URI => {
+                Grantee::AuthenticatedUsers
+            }
+            (t, _, _) => {
+                return Err(s3_error!(
+                    MalformedACLError,
+                    "Grantee type {t} is not supported (CanonicalUser with an ID, or a Group URI)"
+                ));
+            }
+        };
+        // The owner's own FULL_CONTROL is implicit.
+        if who == Grantee::Owner(owner.to_string()) && perm == AclPermission::FullControl {
+            continue;
+        }
+        acl.grants.push((who, perm));
+    }
+    Ok(acl)
+}
+
+/// Stores a bucket ACL, checking it against ownership controls and the
+/// public access block.
+pub async fn store_acl(authz: &Authorizer, bucket: &str, acl: &Acl) -> S3Result<()> {
+    let access = existing(authz, bucket).await?;
+    if !access.acls_enabled() && !acl.grants.is_empty() {
+        return Err(s3_error!(
+            AccessControlListNotSupported,
+            "The bucket does not allow ACLs"
+        ));
+    }
+    if access.block().block_public_acls && acl.is_public() {
+        return Err(s3_error!(
+            AccessDenied,
+            "The bucket's public access block (BlockPublicAcls) refuses a public ACL"
+        ));
+    }
+    let value = (!acl.grants.is_empty()).then(|| acl.to_setting());
+    authz
+        .set_setting(bucket, names::ACL, value.as_deref())
+        .await
+}
+
+pub async fn put_bucket_acl(
+    authz: &Authorizer,
+    req: S3Request<PutBucketAclInput>,
+) -> S3Result<S3Response<PutBucketAclOutput>> {
+    let i = &req.input;
+    let access = existing(authz, &i.bucket).await?;
+    let from_headers = acl_from_headers(
+        i.acl.as_ref().map(BucketCannedACL::as_str),
+        [
+            (i.grant_read.as_deref(), AclPermission::Read),
+            (i.grant_write.as_deref(), AclPermission::Write),
+            (i.grant_read_acp.as_deref(), AclPermission::ReadAcp),
+            (i.grant_write_acp.as_deref(), AclPermission::WriteAcp),
+            (i.grant_full_control.as_deref(), AclPermission::FullControl),
+        ],
+    )?;
+    let acl = match (from_headers, &i.access_control_policy) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(
+                UnexpectedContent,
+                "This request does not support content together with ACL headers"
+            ));
+        }
+        (Some(acl), None) => acl,
+        (None, Some(body)) => acl_from_body(&access.owner, body)?,
+        (None, None) => {
+            return Err(s3_error!(
+                MissingSecurityHeader,
+                "Your request was missing a required header: an ACL, grant headers or a body"
+            ));
+        }
+    };
+    store_acl(authz, &i.bucket, &acl).await?;
+    Ok(S3Response::new(PutBucketAclOutput {}))
+}
+
+pub async fn get_bucket_acl(
+    authz: &Authorizer,
+    req: S3Request<GetBucketAclInput>,
+) -> S3Result<S3Response<GetBucketAclOutput>> {
+    let access = existing(authz, &req.input.bucket).await?;
+    let (owner, grants) = acl_dto(&access.owner, &access.acl);
+    Ok(S3Response::new(GetBucketAclOutput {
+        owner: Some(owner),
+        grants: Some(grants),
+    }))
+}
+
+/// Objects belong to their bucket's owner and carry no ACL of their own
+/// yet: an object's ACL is the owner's FULL_CONTROL.
+pub async fn get_object_acl(
+    authz: &Authorizer,
+    engine: &billet_engine::Engine,
+    req: S3Request<GetObjectAclInput>,
+) -> S3Result<S3Response<GetObjectAclOutput>> {
+    let access = existing(authz, &req.input.bucket).await?;
+    engine
+        .object(
+            &req.input.bucket,
+            &req.input.key,
+            req.input.version_id.as_deref(),
+        )
+        .await
+        .map_err(crate::error::to_s3)?;
+    let (owner, grants) = acl_dto(&access.owner, &Acl::default());
+    Ok(S3Response::new(GetObjectAclOutput {
+        owner: Some(owner),
+        grants: Some(grants),
+        request_charged: None,
+    }))
+}
+
+/// Object ACLs other than the owner's own are not stored yet: a canned
+/// ACL that grants nothing beyond it is accepted, anything else refused
+/// (and refused as AccessDenied where the public access block says so).
+pub fn check_object_acl(access: &BucketAccess, canned: Option<&str>) -> S3Result<()> {
+    let Some(c) = canned else { return Ok(()) };
+    match c {
+        "private" | "bucket-owner-full-control" | "bucket-owner-read" => Ok(()),
+        _ if !access.acls_enabled() => Err(s3_error!(
+            AccessControlListNotSupported,
+            "The bucket does not allow ACLs"
+        )),
+        "public-read" | "public-read-write" | "authenticated-read" | "aws-exec-read"
+            if access.block().block_public_acls =>
+        {
+            Err(s3_error!(
+                AccessDenied,
+                "The bucket's public access block (BlockPublicAcls) refuses a public ACL"
+            ))
+        }
+        "public-read" | "public-read-write" | "authenticated-read" | "aws-exec-read" => {
+            Err(s3_error!(
+                NotImplemented,
+                "Object ACLs other than private are not supported yet; use a bucket policy"
+            ))
+        }
+        other => Err(s3_error!(InvalidArgument, "Unknown canned ACL {other}")),
+    }
+}
