@@ -370,3 +370,71 @@ def test_bucket_owner_enforced_refuses_acl_changes(srv, alice):
     assert error_code(e) == "InvalidBucketAclWithObjectOwnership"
     alice.create_bucket(Bucket=c, ACL="public-read")
     assert anonymous(srv, "GET", f"/{c}?list-type=2")[0] == 200
+
+
+def raw(srv, method, path, headers):
+    req = urllib.request.Request(srv.endpoint + path, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_cors_preflights_and_responses_follow_the_buckets_rules(srv, alice):
+    b = new_bucket(alice)
+    alice.put_object(Bucket=b, Key="page.html", Body=b"<p>hi</p>")
+    app = "http://app.example.test"
+    preflight = {"Origin": app, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "Content-Type, X-Amz-Date"}
+    code, _, body = raw(srv, "OPTIONS", f"/{b}/page.html", preflight)
+    assert code == 403 and b"CORS is not enabled" in body
+    with pytest.raises(ClientError) as e:
+        alice.get_bucket_cors(Bucket=b)
+    assert error_code(e) == "NoSuchCORSConfiguration" and status(e) == 404
+    rules = [
+        {"AllowedOrigins": [app], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["content-type", "x-amz-*"],
+         "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600},
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["HEAD"]},
+    ]
+    alice.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": rules})
+    assert alice.get_bucket_cors(Bucket=b)["CORSRules"] == rules
+    with pytest.raises(ClientError) as e:
+        alice.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]})
+    assert error_code(e) == "InvalidRequest"
+
+    # Preflights: no credentials, answered from the rules.
+    code, h, _ = raw(srv, "OPTIONS", f"/{b}/page.html", preflight)
+    assert code == 200
+    assert h["Access-Control-Allow-Origin"] == app
+    assert h["Access-Control-Allow-Methods"] == "GET, PUT"
+    assert h["Access-Control-Allow-Headers"] == "content-type, x-amz-date"
+    assert h["Access-Control-Max-Age"] == "600"
+    assert h["Access-Control-Expose-Headers"] == "ETag"
+    for bad in [
+        {**preflight, "Origin": "http://evil.test"},
+        {**preflight, "Access-Control-Request-Method": "DELETE"},
+        {**preflight, "Access-Control-Request-Headers": "authorization"},
+    ]:
+        code, h, body = raw(srv, "OPTIONS", f"/{b}/page.html", bad)
+        assert code == 403 and b"<Code>AccessForbidden</Code>" in body, bad
+        assert "Access-Control-Allow-Origin" not in h
+    code, h, _ = raw(srv, "OPTIONS", f"/{b}/x", {"Origin": "http://any.test", "Access-Control-Request-Method": "HEAD"})
+    assert code == 200 and h["Access-Control-Allow-Origin"] == "*"
+
+    # Actual responses: a presigned GET from the page's origin carries the
+    # headers; another origin's does not (the browser then refuses it).
+    v4 = srv.client(signature_version="s3v4")
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "page.html"}, ExpiresIn=300)
+    path = url[len(srv.endpoint):]
+    code, h, body = raw(srv, "GET", path, {"Origin": app})
+    assert code == 200 and body == b"<p>hi</p>"
+    assert h["Access-Control-Allow-Origin"] == app and h["Access-Control-Expose-Headers"] == "ETag"
+    code, h, _ = raw(srv, "GET", path, {"Origin": "http://evil.test"})
+    assert code == 200 and "Access-Control-Allow-Origin" not in h
+    # Also on a refusal (the page can read why).
+    code, h, _ = raw(srv, "GET", f"/{b}/page.html", {"Origin": app})
+    assert code == 403 and h["Access-Control-Allow-Origin"] == app
+
+    alice.delete_bucket_cors(Bucket=b)
+    code, _, _ = raw(srv, "OPTIONS", f"/{b}/page.html", preflight)
+    assert code == 403

@@ -489,3 +489,47 @@ pub fn check_object_acl(access: &BucketAccess, canned: Option<&str>) -> S3Result
         other => Err(s3_error!(InvalidArgument, "Unknown canned ACL {other}")),
     }
 }
+
+pub async fn put_cors(
+    authz: &Authorizer,
+    req: S3Request<PutBucketCorsInput>,
+) -> S3Result<S3Response<PutBucketCorsOutput>> {
+    let rules = crate::cors::from_dto(&req.input.cors_configuration)?;
+    authz
+        .set_setting(
+            &req.input.bucket,
+            names::CORS,
+            Some(&crate::cors::to_setting(&rules)),
+        )
+        .await?;
+    Ok(S3Response::new(PutBucketCorsOutput {}))
+}
+
+pub async fn get_cors(
+    authz: &Authorizer,
+    req: S3Request<GetBucketCorsInput>,
+) -> S3Result<S3Response<GetBucketCorsOutput>> {
+    let access = existing(authz, &req.input.bucket).await?;
+    let Some(rules) = &access.cors else {
+        return Err(s3_error!(
+            NoSuchCORSConfiguration,
+            "The CORS configuration does not exist"
+        ));
+    };
+    Ok(S3Response::new(GetBucketCorsOutput {
+        cors_rules: Some(crate::cors::to_dto(rules)),
+    }))
+}
+
+pub async fn delete_cors(
+    authz: &Authorizer,
+    req: S3Request<DeleteBucketCorsInput>,
+) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+    authz
+        .set_setting(&req.input.bucket, names::CORS, None)
+        .await?;
+    Ok(S3Response::with_status(
+        DeleteBucketCorsOutput {},
+        StatusCode::NO_CONTENT,
+    ))
+}

@@ -10,6 +10,7 @@ mod body;
 mod bucket_config;
 mod checksums;
 mod copy;
+pub mod cors;
 mod delete;
 mod error;
 mod get;
@@ -121,6 +122,19 @@ impl BaseDomain {
         }
         Ok(BaseDomain { domain: d })
     }
+}
+
+/// The bucket a request names: by its `Host` under `domain`
+/// (virtual-hosted style), else by the first segment of its path.
+pub fn bucket_of(domain: Option<&BaseDomain>, host: Option<&str>, path: &str) -> Option<String> {
+    if let (Some(d), Some(h)) = (domain, host)
+        && let Ok(vh) = d.parse_host_header(h)
+        && let Some(b) = vh.bucket()
+    {
+        return Some(b.to_string());
+    }
+    let first = path.trim_start_matches('/').split('/').next()?;
+    (!first.is_empty()).then(|| first.to_string())
 }
 
 impl S3Host for BaseDomain {

@@ -516,4 +516,25 @@ impl S3 for BilletS3 {
             .map_err(to_s3)?;
         Ok(S3Response::new(PutObjectAclOutput::default()))
     }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        bucket_config::put_cors(&self.authz, req).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        bucket_config::get_cors(&self.authz, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        bucket_config::delete_cors(&self.authz, req).await
+    }
 }

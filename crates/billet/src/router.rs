@@ -34,6 +34,8 @@ pub struct App {
     pub ready: AtomicBool,
     pub limits: Limits,
     pub auth_limit: AuthLimiter,
+    /// The base domain of virtual-hosted-style requests, if configured.
+    pub domain: Option<billet_s3::BaseDomain>,
     /// The per-bucket shipped heads `/metrics` last showed, and when they
     /// were read: the endpoint is unauthenticated and they cost index
     /// queries per bucket, so scrapes share one reading a second.
@@ -240,6 +242,36 @@ async fn operations(app: &App, what: &str) -> Response<Body> {
     }
 }
 
+/// A CORS preflight: answered from the bucket's rules, without
+/// authentication and without reading a body.
+async fn preflight(
+    app: &App,
+    bucket: Option<&str>,
+    headers: &http::HeaderMap,
+    rid: &str,
+) -> Response<Body> {
+    let answer = match bucket {
+        Some(b) => billet_s3::cors::answer_preflight(&app.authz, b, headers).await,
+        None => Err((
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "A CORS preflight names a bucket",
+        )),
+    };
+    let mut resp = match answer {
+        Ok(h) => {
+            let mut r = Response::new(Body::empty());
+            r.headers_mut().extend(h);
+            r
+        }
+        Err((status, code, message)) => s3_error(status, code, message, rid),
+    };
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    resp
+}
+
 fn content_length(h: &http::HeaderMap) -> u64 {
     h.get("content-length")
         .and_then(|v| v.to_str().ok())
@@ -270,6 +302,30 @@ pub async fn handle(
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bucket = billet_s3::bucket_of(app.domain.as_ref(), host.as_deref(), &path);
+    if method == Method::OPTIONS {
+        let mut resp = preflight(&app, bucket.as_deref(), req.headers(), &rid).await;
+        if !http_body::Body::is_end_stream(req.body()) {
+            close(&mut resp);
+        }
+        metrics::record_request(
+            "PreflightCors",
+            resp.status().as_u16(),
+            t0.elapsed().as_secs_f64(),
+            0,
+            0,
+        );
+        return Ok(resp);
+    }
+    let origin_headers = req
+        .headers()
+        .contains_key(hyper::header::ORIGIN)
+        .then(|| req.headers().clone());
     if is_form_post(&req) {
         // Nothing of the body is read; the connection closes after the
         // answer rather than parse the form as the next request.
@@ -315,6 +371,11 @@ pub async fn handle(
     };
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    if let (Some(h), Some(b)) = (origin_headers, bucket.as_deref())
+        && let Some(cors) = billet_s3::cors::response_headers(&app.authz, b, &method, &h).await
+    {
+        resp.headers_mut().extend(cors);
     }
     let code = if resp.status().as_u16() >= 400 {
         complete_error_body(&mut resp, &rid)

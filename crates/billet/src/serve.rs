@@ -89,6 +89,10 @@ pub async fn run(config: Config) -> Result<()> {
         limits: config.limits.clone(),
         auth_limit: AuthLimiter::new(config.limits.auth_failures_per_minute),
         shipped_cache: tokio::sync::Mutex::new(None),
+        domain: match &config.domain {
+            Some(d) => Some(billet_s3::BaseDomain::new(d).map_err(anyhow::Error::msg)?),
+            None => None,
+        },
     });
     let open_buckets = match config.index {
         IndexBackend::Sqlite { max_open_buckets } => max_open_buckets as u64,

@@ -192,7 +192,8 @@ pub struct BucketAccess {
     /// when set.
     pub ownership: Option<String>,
     pub acl: Acl,
-    pub cors: Option<String>,
+    /// CORS rules, when configured.
+    pub cors: Option<Vec<crate::cors::Rule>>,
 }
 
 impl BucketAccess {
@@ -220,7 +221,7 @@ impl BucketAccess {
                 }
                 OWNERSHIP => b.ownership = Some(value),
                 ACL => b.acl = Acl::from_setting(&value),
-                CORS => b.cors = Some(value),
+                CORS => b.cors = Some(crate::cors::from_setting(&value)),
                 _ => {}
             }
         }
