@@ -438,3 +438,55 @@ def test_cors_preflights_and_responses_follow_the_buckets_rules(srv, alice):
     alice.delete_bucket_cors(Bucket=b)
     code, _, _ = raw(srv, "OPTIONS", f"/{b}/page.html", preflight)
     assert code == 403
+
+
+def test_billet_api_is_signed_like_s3(tmp_path, srv, alice):
+    from rawhttp import presign, sign
+
+    b, _ = populated(alice)
+    url = f"{srv.endpoint}/_billet/v1/buckets/{b}/checkpoint?format=json"
+
+    def get(u, headers=None):
+        req = urllib.request.Request(u, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    code, body = get(url, sign("GET", url))
+    assert code == 200 and json.loads(body)["checkpoint"]["bucket"] == b
+    code, body = get(presign("GET", url))
+    assert code == 200 and json.loads(body)["checkpoint"]["bucket"] == b
+    # The read-only key reads; another owner and a key without a grant do not.
+    assert get(url, sign("GET", url, key=RO_KEY, secret=RO_SECRET))[0] == 200
+    assert get(presign("GET", url, key=BOB_KEY, secret=BOB_SECRET))[0] == 403
+    assert get(url, sign("GET", url, key=ONE_KEY, secret=ONE_SECRET))[0] == 403
+    # A wrong secret, an altered query, an expired or unsigned request.
+    code, body = get(url, sign("GET", url, secret="not-the-secret-0123456789abcdefghijklmn"))
+    assert code == 403 and b"SignatureDoesNotMatch" in body
+    assert get(presign("GET", url).replace("format=json", "format=cbor"))[0] == 403
+    assert get(presign("GET", url, expires=1).replace("X-Amz-Expires=1", "X-Amz-Expires=2"))[0] == 403
+    code, body = get(url)
+    assert code == 403 and b"AccessDenied" in body
+    # `_billet` is no bucket's name.
+    with pytest.raises(ClientError) as e:
+        alice.create_bucket(Bucket="_billet")
+    assert error_code(e) == "InvalidBucketName"
+
+    # Basic authentication is for loopback clients by default, and can be
+    # turned off.
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{ACCESS_KEY}:{SECRET_KEY}".encode()).decode()}
+    assert get(url, auth)[0] == 200
+    cfg = tmp_path / "billet.toml"
+    cfg.write_text('history_basic_auth = "off"\n')
+    other = Server(tmp_path / "data", extra_args=["--config", str(cfg)]).start()
+    try:
+        c = other.client()
+        c.create_bucket(Bucket="hist")
+        u = f"{other.endpoint}/_billet/v1/buckets/hist/checkpoint"
+        code, body = get(u, auth)
+        assert code == 403 and b"SigV4" in body
+        assert get(u, sign("GET", u))[0] == 200
+    finally:
+        assert other.stop() == 0

@@ -61,12 +61,29 @@ impl Default for S3Options {
     }
 }
 
+/// The one name outside S3's bucket namespace that paths may start with:
+/// `/_billet/v1/...` is billet's own API, routed by `route` (which s3s
+/// authenticates like any S3 request); no bucket can take the name.
+pub const API_NAME: &str = "_billet";
+
+/// S3's bucket name rules, plus [`API_NAME`] so that s3s parses
+/// `/_billet/v1/...` far enough to check its signature.
+struct BucketNames;
+
+impl s3s::validation::NameValidation for BucketNames {
+    fn validate_bucket_name(&self, name: &str) -> bool {
+        name == API_NAME || s3s::path::check_bucket_name(name)
+    }
+}
+
 /// The S3 service over `engine`, authenticating with the index's keys and
-/// authorizing through `authz` (shared with the `/_billet/v1` endpoints).
+/// authorizing through `authz` (shared with the `/_billet/v1` endpoints,
+/// which `route` answers after s3s checked their signature).
 pub fn service(
     engine: Engine,
     authz: Authorizer,
     options: &S3Options,
+    route: impl s3s::route::S3Route,
 ) -> Result<S3Service, String> {
     let s3 = BilletS3 {
         engine,
@@ -77,6 +94,8 @@ pub fn service(
     let mut b = S3ServiceBuilder::new(s3);
     b.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config()))));
     b.set_auth(authz.keys().clone());
+    b.set_validation(BucketNames);
+    b.set_route(route);
     b.set_access(Access {
         authz,
         region: options.region.clone(),

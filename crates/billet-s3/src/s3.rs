@@ -123,6 +123,12 @@ impl S3 for BilletS3 {
             ));
         }
         let name = req.input.bucket;
+        if !s3s::path::check_bucket_name(&name) {
+            return Err(s3_error!(
+                InvalidBucketName,
+                "The specified bucket is not valid."
+            ));
+        }
         match self.engine.bucket(&name).await {
             Ok(existing) if existing.owner == owner => {
                 return Err(s3_error!(

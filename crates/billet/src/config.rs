@@ -24,6 +24,9 @@ pub struct FileConfig {
     pub upload_expiry_secs: Option<u64>,
     pub checkpoint_interval_secs: Option<u64>,
     pub log_level: Option<String>,
+    /// Who may use Basic authentication on `/_billet/v1`: `off`,
+    /// `loopback` (default) or `on`.
+    pub history_basic_auth: Option<String>,
     #[serde(default)]
     pub index: IndexFile,
     #[serde(default)]
@@ -155,6 +158,8 @@ pub struct Config {
     pub gc: billet_engine::GcConfig,
     /// Between background collections (`None`: none run).
     pub gc_interval: Option<Duration>,
+    /// Who may use Basic authentication on `/_billet/v1`.
+    pub history_basic_auth: crate::history_api::BasicAuth,
 }
 
 /// How many connections the server holds and how long it waits for them.
@@ -303,6 +308,12 @@ impl Config {
             gc_interval: match file.gc.interval_secs.unwrap_or(3600) {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
+            },
+            history_basic_auth: match file.history_basic_auth.as_deref() {
+                None => crate::history_api::BasicAuth::Loopback,
+                Some(v) => crate::history_api::BasicAuth::parse(v).with_context(|| {
+                    format!("history_basic_auth must be off, loopback or on, not {v:?}")
+                })?,
             },
         })
     }

@@ -56,9 +56,8 @@ fn engine_error(e: EngineError) -> Response<Body> {
     reply(status, body.to_string().into_bytes(), "application/json")
 }
 
-fn query(req: &Request<hyper::body::Incoming>) -> HashMap<String, String> {
-    req.uri()
-        .query()
+fn query(uri: &hyper::Uri) -> HashMap<String, String> {
+    uri.query()
         .unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
@@ -115,30 +114,76 @@ fn encode(proof: Proof, json: bool) -> Response<Body> {
     }
 }
 
-pub async fn handle(
+/// What answers `/_billet/v1`: the engine, the node's identity and the
+/// authorization decision.
+#[derive(Clone)]
+pub struct History {
+    pub engine: billet_engine::Engine,
+    pub identity: ed25519_dalek::SigningKey,
+    pub authz: billet_s3::Authorizer,
+}
+
+/// Who may use `Authorization: Basic` on `/_billet/v1` (SigV4 always
+/// works): nobody, clients on the loopback interface (the default), or
+/// everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasicAuth {
+    Off,
+    Loopback,
+    On,
+}
+
+impl BasicAuth {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "off" => BasicAuth::Off,
+            "loopback" => BasicAuth::Loopback,
+            "on" => BasicAuth::On,
+            _ => return None,
+        })
+    }
+
+    fn allows(self, peer: &SocketAddr) -> bool {
+        match self {
+            BasicAuth::Off => false,
+            BasicAuth::Loopback => peer.ip().to_canonical().is_loopback(),
+            BasicAuth::On => true,
+        }
+    }
+}
+
+/// Whether a `/_billet/v1` request uses Basic authentication (the rest go
+/// through s3s's SigV4 check, [`HistoryRoute`]).
+pub fn is_basic(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes().starts_with(b"Basic "))
+}
+
+/// A `/_billet/v1` request with `Authorization: Basic`, where the
+/// configuration allows it for this client.
+pub async fn handle_basic(
     app: &App,
     peer: SocketAddr,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
-    let (engine, identity) = (&app.engine, &app.identity);
     if req.method() != hyper::Method::GET {
         return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here");
     }
-    if let Some(wait) = app.auth_limit.blocked(peer.ip(), Instant::now()) {
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed authentication attempts from this address",
-        );
-        if let Ok(v) = hyper::header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            r.headers_mut().insert("retry-after", v);
-        }
+    if let Some(r) = limited(app, peer) {
         return r;
+    }
+    if !app.basic_auth.allows(&peer) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Basic authentication is not accepted from this address; sign the request with SigV4 (header or presigned URL)",
+        );
     }
     let Some(key) = authenticate(app, &req).await else {
         app.auth_limit.failed(peer.ip(), Instant::now());
         let mut r = error(
             StatusCode::UNAUTHORIZED,
-            "authenticate with Authorization: Basic base64(ACCESS_KEY_ID:SECRET)",
+            "authenticate with SigV4, or on loopback with Authorization: Basic base64(ACCESS_KEY_ID:SECRET)",
         );
         r.headers_mut().insert(
             "www-authenticate",
@@ -146,104 +191,183 @@ pub async fn handle(
         );
         return r;
     };
-    let q = query(&req);
-    let json = q.get("format").is_some_and(|f| f == "json");
-    let path = req.uri().path().trim_start_matches(PREFIX).to_string();
-    let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        ["node"] => {
-            let body =
-                serde_json::json!({ "did": billet_proof::did_key(&identity.verifying_key()) });
-            reply(
-                StatusCode::OK,
-                body.to_string().into_bytes(),
-                "application/json",
+    app.history.answer(&key, req.uri()).await
+}
+
+/// A 429 while the client's failed logins are over the limit.
+pub fn limited(app: &App, peer: SocketAddr) -> Option<Response<Body>> {
+    let wait = app.auth_limit.blocked(peer.ip(), Instant::now())?;
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed authentication attempts from this address",
+    );
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        r.headers_mut().insert("retry-after", v);
+    }
+    Some(r)
+}
+
+/// `/_billet/v1` inside s3s: s3s checks the SigV4 signature (header or
+/// presigned URL) with the same keys as S3; the scope is checked here.
+pub struct HistoryRoute(pub History);
+
+#[async_trait::async_trait]
+impl s3s::route::S3Route for HistoryRoute {
+    fn is_match(
+        &self,
+        _method: &hyper::Method,
+        uri: &hyper::Uri,
+        _headers: &hyper::HeaderMap,
+        _extensions: &mut hyper::http::Extensions,
+    ) -> bool {
+        uri.path().starts_with(PREFIX)
+    }
+
+    async fn check_access(&self, req: &mut s3s::S3Request<Body>) -> s3s::S3Result<()> {
+        if req.credentials.is_none() {
+            return Err(s3s::s3_error!(AccessDenied, "Signature is required"));
+        }
+        if req.method != hyper::Method::GET {
+            return Err(s3s::s3_error!(
+                MethodNotAllowed,
+                "only GET is supported here"
+            ));
+        }
+        if req.service.as_deref().is_some_and(|s| s != "s3") {
+            return Err(s3s::s3_error!(
+                AuthorizationHeaderMalformed,
+                "The credential is scoped to another service; expecting 's3'"
+            ));
+        }
+        Ok(())
+    }
+
+    async fn call(&self, req: s3s::S3Request<Body>) -> s3s::S3Result<s3s::S3Response<Body>> {
+        let id = req
+            .credentials
+            .as_ref()
+            .map(|c| c.access_key.clone())
+            .unwrap_or_default();
+        let key = self.0.authz.key(&id).await?.ok_or_else(|| {
+            s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS access key Id you provided does not exist in our records."
             )
-        }
-        ["buckets", bucket, rest @ ..] => {
-            match app.authz.check_read(&key, bucket).await {
-                Ok(Decision::Allow) => {}
-                Ok(Decision::Deny) => return error(StatusCode::FORBIDDEN, "access denied"),
-                Err(e) => {
-                    return error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        e.message().unwrap_or("authorization failed"),
-                    );
+        })?;
+        let resp = self.0.answer(&key, &req.uri).await;
+        let (parts, body) = resp.into_parts();
+        let mut out = s3s::S3Response::with_status(body, parts.status);
+        out.headers = parts.headers;
+        Ok(out)
+    }
+}
+
+impl History {
+    /// The answer to an authenticated `/_billet/v1` GET.
+    pub async fn answer(&self, key: &AccessKey, uri: &hyper::Uri) -> Response<Body> {
+        let (engine, identity) = (&self.engine, &self.identity);
+        let q = query(uri);
+        let json = q.get("format").is_some_and(|f| f == "json");
+        let path = uri.path().trim_start_matches(PREFIX).to_string();
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            ["node"] => {
+                let body =
+                    serde_json::json!({ "did": billet_proof::did_key(&identity.verifying_key()) });
+                reply(
+                    StatusCode::OK,
+                    body.to_string().into_bytes(),
+                    "application/json",
+                )
+            }
+            ["buckets", bucket, rest @ ..] => {
+                match self.authz.check_read(key, bucket).await {
+                    Ok(Decision::Allow) => {}
+                    Ok(Decision::Deny) => return error(StatusCode::FORBIDDEN, "access denied"),
+                    Err(e) => {
+                        return error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            e.message().unwrap_or("authorization failed"),
+                        );
+                    }
                 }
-            }
-            if let Some(k) = q.get("key")
-                && let Err(e) = billet_block::validate_key(k.as_bytes())
-            {
-                return error(StatusCode::BAD_REQUEST, &format!("key=: {e}"));
-            }
-            let cp = match engine.sign_checkpoint(bucket, identity).await {
-                Ok(cp) => cp,
-                Err(e) => return engine_error(e),
-            };
-            let result = match rest {
-                ["checkpoint"] => Ok(Proof::Checkpoint(cp)),
-                ["proof", "object"] => match q.get("key") {
-                    Some(key) => engine.prove_object(&cp, key).await.map(Proof::Object),
-                    None => return error(StatusCode::BAD_REQUEST, "key= is required"),
-                },
-                ["proof", "commit"] => {
-                    let seq = q.get("seq").and_then(|s| s.parse::<u64>().ok());
-                    let commit = match q.get("commit") {
-                        Some(c) => match c.parse::<Cid>() {
-                            Ok(c) => Some(c),
-                            Err(e) => {
-                                return error(StatusCode::BAD_REQUEST, &format!("commit=: {e}"));
+                if let Some(k) = q.get("key")
+                    && let Err(e) = billet_block::validate_key(k.as_bytes())
+                {
+                    return error(StatusCode::BAD_REQUEST, &format!("key=: {e}"));
+                }
+                let cp = match engine.sign_checkpoint(bucket, identity).await {
+                    Ok(cp) => cp,
+                    Err(e) => return engine_error(e),
+                };
+                let result = match rest {
+                    ["checkpoint"] => Ok(Proof::Checkpoint(cp)),
+                    ["proof", "object"] => match q.get("key") {
+                        Some(key) => engine.prove_object(&cp, key).await.map(Proof::Object),
+                        None => return error(StatusCode::BAD_REQUEST, "key= is required"),
+                    },
+                    ["proof", "commit"] => {
+                        let seq = q.get("seq").and_then(|s| s.parse::<u64>().ok());
+                        let commit = match q.get("commit") {
+                            Some(c) => match c.parse::<Cid>() {
+                                Ok(c) => Some(c),
+                                Err(e) => {
+                                    return error(
+                                        StatusCode::BAD_REQUEST,
+                                        &format!("commit=: {e}"),
+                                    );
+                                }
+                            },
+                            None => None,
+                        };
+                        match (seq, commit) {
+                            (Some(seq), Some(c)) => engine.prove_commit(&cp, seq, c).await,
+                            (None, None) => {
+                                let (seq, head) = (cp.checkpoint.seq, cp.checkpoint.head);
+                                engine.prove_commit(&cp, seq, head).await
                             }
-                        },
-                        None => None,
-                    };
-                    match (seq, commit) {
-                        (Some(seq), Some(c)) => engine.prove_commit(&cp, seq, c).await,
-                        (None, None) => {
-                            let (seq, head) = (cp.checkpoint.seq, cp.checkpoint.head);
-                            engine.prove_commit(&cp, seq, head).await
+                            _ => {
+                                return error(
+                                    StatusCode::BAD_REQUEST,
+                                    "give seq= and commit=, or neither (the head)",
+                                );
+                            }
                         }
-                        _ => {
-                            return error(
-                                StatusCode::BAD_REQUEST,
-                                "give seq= and commit=, or neither (the head)",
-                            );
-                        }
+                        .map(Proof::Commit)
                     }
-                    .map(Proof::Commit)
-                }
-                ["proof", "consistency"] => match q.get("from").and_then(|s| s.parse().ok()) {
-                    Some(from) => engine
-                        .prove_consistency(&cp, from)
-                        .await
-                        .map(Proof::Consistency),
-                    None => return error(StatusCode::BAD_REQUEST, "from=MMR_SIZE is required"),
-                },
-                ["challenge"] => {
-                    let key = q.get("key");
-                    let chunk = q.get("chunk").and_then(|c| c.parse::<u64>().ok());
-                    let nonce = q.get("nonce").and_then(|n| hex::decode(n).ok());
-                    match (key, chunk, nonce) {
-                        (Some(k), Some(c), Some(n)) if !n.is_empty() && n.len() <= 64 => engine
-                            .answer_challenge(&cp, k, c, &n, identity)
+                    ["proof", "consistency"] => match q.get("from").and_then(|s| s.parse().ok()) {
+                        Some(from) => engine
+                            .prove_consistency(&cp, from)
                             .await
-                            .map(|p| Proof::Challenge(Box::new(p))),
-                        _ => {
-                            return error(
-                                StatusCode::BAD_REQUEST,
-                                "key=, chunk=N and nonce=HEX (1 to 64 bytes) are required",
-                            );
+                            .map(Proof::Consistency),
+                        None => return error(StatusCode::BAD_REQUEST, "from=MMR_SIZE is required"),
+                    },
+                    ["challenge"] => {
+                        let key = q.get("key");
+                        let chunk = q.get("chunk").and_then(|c| c.parse::<u64>().ok());
+                        let nonce = q.get("nonce").and_then(|n| hex::decode(n).ok());
+                        match (key, chunk, nonce) {
+                            (Some(k), Some(c), Some(n)) if !n.is_empty() && n.len() <= 64 => engine
+                                .answer_challenge(&cp, k, c, &n, identity)
+                                .await
+                                .map(|p| Proof::Challenge(Box::new(p))),
+                            _ => {
+                                return error(
+                                    StatusCode::BAD_REQUEST,
+                                    "key=, chunk=N and nonce=HEX (1 to 64 bytes) are required",
+                                );
+                            }
                         }
                     }
+                    _ => return error(StatusCode::NOT_FOUND, "no such endpoint"),
+                };
+                match result {
+                    Ok(p) => encode(p, json),
+                    Err(e) => engine_error(e),
                 }
-                _ => return error(StatusCode::NOT_FOUND, "no such endpoint"),
-            };
-            match result {
-                Ok(p) => encode(p, json),
-                Err(e) => engine_error(e),
             }
+            _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
         }
-        _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     }
 }
 

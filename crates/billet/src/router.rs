@@ -29,11 +29,14 @@ pub struct App {
     pub s3: S3Service,
     pub engine: Engine,
     pub authz: Authorizer,
-    pub identity: ed25519_dalek::SigningKey,
     pub metrics: PrometheusHandle,
     pub ready: AtomicBool,
     pub limits: Limits,
     pub auth_limit: AuthLimiter,
+    /// What answers `/_billet/v1`.
+    pub history: crate::history_api::History,
+    /// Who may use Basic authentication on `/_billet/v1`.
+    pub basic_auth: crate::history_api::BasicAuth,
     /// The base domain of virtual-hosted-style requests, if configured.
     pub domain: Option<billet_s3::BaseDomain>,
     /// The per-bucket shipped heads `/metrics` last showed, and when they
@@ -289,8 +292,9 @@ pub async fn handle(
     if let Some(what) = ops_path(&req) {
         return Ok(operations(&app, what).await);
     }
-    if req.uri().path().starts_with(crate::history_api::PREFIX) {
-        let resp = crate::history_api::handle(&app, peer, req).await;
+    let history = req.uri().path().starts_with(crate::history_api::PREFIX);
+    if history && crate::history_api::is_basic(req.headers()) {
+        let resp = crate::history_api::handle_basic(&app, peer, req).await;
         metrics::record_request(
             "history",
             resp.status().as_u16(),
@@ -298,6 +302,9 @@ pub async fn handle(
             0,
             0,
         );
+        return Ok(resp);
+    }
+    if history && let Some(resp) = crate::history_api::limited(&app, peer) {
         return Ok(resp);
     }
     let method = req.method().clone();
@@ -387,7 +394,21 @@ pub async fn handle(
     }
     let status = resp.status().as_u16();
     let bytes_out = content_length(resp.headers());
-    let op = slot.get().unwrap_or_else(|| "Unknown".into());
+    if history
+        && matches!(
+            code.as_deref(),
+            Some("SignatureDoesNotMatch" | "InvalidAccessKeyId")
+        )
+    {
+        // A signature that did not check out counts against the address,
+        // as a failed Basic login does.
+        app.auth_limit.failed(peer.ip(), Instant::now());
+    }
+    let op = match slot.get() {
+        Some(op) => op,
+        None if history => "history".into(),
+        None => "Unknown".into(),
+    };
     let secs = t0.elapsed().as_secs_f64();
     metrics::record_request(&op, status, secs, bytes_in, bytes_out);
     let code = code.unwrap_or_default();

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use billet_engine::Engine;
 use billet_s3::{Authorizer, S3Options};
+
+use crate::history_api::{History, HistoryRoute};
 use tokio::net::TcpListener;
 
 use crate::auth_limit::AuthLimiter;
@@ -69,6 +71,11 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::info!(remote = %c.describe(), node = %c.node(), "shipping sealed segments");
     }
     let authz = Authorizer::new(engine.clone());
+    let history = History {
+        engine: engine.clone(),
+        identity: identity.clone(),
+        authz: authz.clone(),
+    };
     let s3 = billet_s3::service(
         engine.clone(),
         authz.clone(),
@@ -77,18 +84,20 @@ pub async fn run(config: Config) -> Result<()> {
             domain: config.domain.clone(),
             max_put_bytes: config.max_put_bytes,
         },
+        HistoryRoute(history.clone()),
     )
     .map_err(anyhow::Error::msg)?;
     let app = Arc::new(App {
         s3,
         engine: engine.clone(),
         authz,
-        identity: identity.clone(),
         metrics: metrics::install()?,
         ready: AtomicBool::new(true),
         limits: config.limits.clone(),
         auth_limit: AuthLimiter::new(config.limits.auth_failures_per_minute),
         shipped_cache: tokio::sync::Mutex::new(None),
+        history,
+        basic_auth: config.history_basic_auth,
         domain: match &config.domain {
             Some(d) => Some(billet_s3::BaseDomain::new(d).map_err(anyhow::Error::msg)?),
             None => None,
