@@ -378,7 +378,7 @@ impl S3Access for Access {
         if let Some(slot) = cx.extensions_mut().get::<OpSlot>() {
             slot.set(op);
         }
-        // The HTTP layer refuses form uploads before s3s reads them; should
+        // The HTTP layer takes form uploads before s3s reads them; should
         // one get here anyway, its signature (possibly SigV2, which s3s
         // accepts in POST policies) is not trusted.
         if op == "PostObject" {

@@ -17,6 +17,7 @@ mod get;
 mod listing;
 mod multipart;
 pub mod policy;
+mod post_object;
 mod put;
 mod request_body;
 mod s3;
@@ -37,6 +38,7 @@ pub use auth::Keys;
 pub use authz::bucket_access;
 pub use authz::{Authorizer, Decision, decide};
 pub use error::to_s3;
+pub use post_object::{PostTarget, handle as post_object};
 pub use request_body::{BodyStalled, XML_MAX_BYTES};
 pub use s3::BilletS3;
 
@@ -109,7 +111,7 @@ pub fn service(
 
 /// What s3s may buffer. XML bodies are read only after [`Access`] passed
 /// (and checked their declared length); form uploads never reach s3s (the
-/// HTTP layer refuses them until POST Object exists), but their bounds are
+/// HTTP layer hands them to `post_object`, which streams the file), but their bounds are
 /// kept small anyway.
 fn s3s_config() -> S3Config {
     let mut c = S3Config::default();

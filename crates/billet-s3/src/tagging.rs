@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use crate::error::to_s3;
 use crate::util::check_tags;
 
-fn tag_map(tagging: &Tagging) -> S3Result<BTreeMap<String, String>> {
+pub(crate) fn tag_map(tagging: &Tagging) -> S3Result<BTreeMap<String, String>> {
     let pairs: Vec<(String, String)> = tagging
         .tag_set
         .iter()

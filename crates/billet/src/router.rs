@@ -1,8 +1,8 @@
 //! One request's way through the server: operations endpoints, the
-//! `/_billet/v1` history API, or S3; an `x-amz-request-id`; error bodies
-//! completed; metrics and one log line. Refused before anything is read:
-//! browser form uploads (POST Object does not exist yet, and s3s would
-//! buffer their file before any authorization). A response sent before
+//! `/_billet/v1` history API, a CORS preflight, a browser form upload
+//! (POST Object, handled here rather than by s3s, which would buffer the
+//! file), or S3; an `x-amz-request-id`; error bodies completed; metrics
+//! and one log line. A response sent before
 //! its request's body was read to the end closes the connection, so the
 //! unread bytes can never be taken for the next request.
 
@@ -33,6 +33,8 @@ pub struct App {
     pub ready: AtomicBool,
     pub limits: Limits,
     pub auth_limit: AuthLimiter,
+    /// The region signatures are scoped to.
+    pub region: String,
     /// What answers `/_billet/v1`.
     pub history: crate::history_api::History,
     /// Who may use Basic authentication on `/_billet/v1`.
@@ -245,6 +247,66 @@ async fn operations(app: &App, what: &str) -> Response<Body> {
     }
 }
 
+/// A browser form upload (POST Object): fields read within bounds, the
+/// policy and signature checked, then the file streamed into the log. An
+/// answer sent before the body was read to its end closes the connection.
+async fn form_upload(
+    app: &App,
+    peer: SocketAddr,
+    bucket: Option<&str>,
+    req: Request<Incoming>,
+    rid: &str,
+) -> Response<Body> {
+    let Some(bucket) = bucket else {
+        let mut r = s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "A form upload is posted to a bucket",
+            rid,
+        );
+        close(&mut r);
+        return r;
+    };
+    let (parts, incoming) = req.into_parts();
+    let (guarded, state) = GuardedBody::new(incoming, app.limits.body_timeout);
+    let target = billet_s3::PostTarget {
+        authz: &app.authz,
+        engine: &app.engine,
+        region: &app.region,
+        bucket,
+        client: Some(peer),
+    };
+    let result = billet_s3::post_object(target, &parts.headers, Body::http_body(guarded)).await;
+    let mut resp = match result.or_else(|e| e.to_http_response()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(request_id = %rid, error = ?e, "form upload failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                String::new(),
+                "text/plain",
+            )
+        }
+    };
+    if resp.status().as_u16() >= 400 {
+        complete_error_body(&mut resp, rid);
+    }
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    if parts.headers.contains_key(hyper::header::ORIGIN)
+        && let Some(cors) =
+            billet_s3::cors::response_headers(&app.authz, bucket, &parts.method, &parts.headers)
+                .await
+    {
+        resp.headers_mut().extend(cors);
+    }
+    if !state.finished() {
+        close(&mut resp);
+    }
+    resp
+}
+
 /// A CORS preflight: answered from the bucket's rules, without
 /// authentication and without reading a body.
 async fn preflight(
@@ -334,17 +396,10 @@ pub async fn handle(
         .contains_key(hyper::header::ORIGIN)
         .then(|| req.headers().clone());
     if is_form_post(&req) {
-        // Nothing of the body is read; the connection closes after the
-        // answer rather than parse the form as the next request.
-        let mut resp = s3_error(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
-            "POST Object (browser form uploads) is not supported",
-            &rid,
-        );
-        close(&mut resp);
-        metrics::record_request("PostObject", 501, t0.elapsed().as_secs_f64(), 0, 0);
-        tracing::debug!(request_id = %rid, %method, %path, status = 501, "form upload refused");
+        let resp = form_upload(&app, peer, bucket.as_deref(), req, &rid).await;
+        let status = resp.status().as_u16();
+        metrics::record_request("PostObject", status, t0.elapsed().as_secs_f64(), 0, 0);
+        tracing::debug!(request_id = %rid, %method, %path, status, "form upload");
         return Ok(resp);
     }
     let slot = OpSlot::default();

@@ -96,6 +96,7 @@ pub async fn run(config: Config) -> Result<()> {
         limits: config.limits.clone(),
         auth_limit: AuthLimiter::new(config.limits.auth_failures_per_minute),
         shipped_cache: tokio::sync::Mutex::new(None),
+        region: config.region.clone(),
         history,
         basic_auth: config.history_basic_auth,
         domain: match &config.domain {
