@@ -490,3 +490,56 @@ def test_billet_api_is_signed_like_s3(tmp_path, srv, alice):
         assert get(u, sign("GET", u))[0] == 200
     finally:
         assert other.stop() == 0
+
+
+def test_object_acls_are_kept_per_version_and_allow_what_they_grant(srv, alice, bob):
+    b = new_bucket(alice)
+    alice.put_object(Bucket=b, Key="open.txt", Body=b"for everyone", ACL="public-read")
+    alice.put_object(Bucket=b, Key="closed.txt", Body=b"for the owner")
+    assert anonymous(srv, "GET", f"/{b}/open.txt") == (200, b"for everyone")
+    assert anonymous(srv, "GET", f"/{b}/closed.txt")[0] == 403
+    assert anonymous(srv, "GET", f"/{b}/missing.txt")[0] == 403
+    assert anonymous(srv, "PUT", f"/{b}/open.txt", body=b"x")[0] == 403
+    grants = alice.get_object_acl(Bucket=b, Key="open.txt")["Grants"]
+    assert {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"} in grants
+    denied(lambda: bob.get_object_acl(Bucket=b, Key="open.txt"))
+
+    # PutObjectAcl: canned, and a grant to another owner by header.
+    alice.put_object_acl(Bucket=b, Key="open.txt", ACL="private")
+    assert anonymous(srv, "GET", f"/{b}/open.txt")[0] == 403
+    alice.put_object_acl(Bucket=b, Key="closed.txt", GrantRead='id="bob"', GrantReadACP='id="bob"')
+    assert bob.get_object(Bucket=b, Key="closed.txt")["Body"].read() == b"for the owner"
+    assert [g["Permission"] for g in bob.get_object_acl(Bucket=b, Key="closed.txt")["Grants"]] == ["FULL_CONTROL", "READ", "READ_ACP"]
+    denied(lambda: bob.put_object_acl(Bucket=b, Key="closed.txt", ACL="public-read"))
+    denied(lambda: bob.put_object(Bucket=b, Key="closed.txt", Body=b"overwritten"))
+    # An overwrite starts over: its ACL is its own request's.
+    alice.put_object(Bucket=b, Key="closed.txt", Body=b"new")
+    denied(lambda: bob.get_object(Bucket=b, Key="closed.txt"))
+
+    # A copy does not take its source's ACL; a multipart upload sets one.
+    alice.put_object(Bucket=b, Key="src.txt", Body=b"src", ACL="public-read")
+    alice.copy_object(Bucket=b, Key="copy.txt", CopySource={"Bucket": b, "Key": "src.txt"})
+    assert anonymous(srv, "GET", f"/{b}/copy.txt")[0] == 403
+    uid = alice.create_multipart_upload(Bucket=b, Key="mp.txt", ACL="public-read")["UploadId"]
+    etag = alice.upload_part(Bucket=b, Key="mp.txt", UploadId=uid, PartNumber=1, Body=b"multi")["ETag"]
+    alice.complete_multipart_upload(Bucket=b, Key="mp.txt", UploadId=uid,
+                                    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert anonymous(srv, "GET", f"/{b}/mp.txt") == (200, b"multi")
+
+    # Versions keep their own ACL.
+    v = new_bucket(alice)
+    alice.put_bucket_versioning(Bucket=v, VersioningConfiguration={"Status": "Enabled"})
+    v1 = alice.put_object(Bucket=v, Key="k", Body=b"one", ACL="public-read")["VersionId"]
+    alice.put_object(Bucket=v, Key="k", Body=b"two")
+    assert anonymous(srv, "GET", f"/{v}/k?versionId={v1}") == (200, b"one")
+    assert anonymous(srv, "GET", f"/{v}/k")[0] == 403
+
+    # IgnorePublicAcls and BlockPublicAcls.
+    alice.put_public_access_block(Bucket=b, PublicAccessBlockConfiguration={"IgnorePublicAcls": True})
+    assert anonymous(srv, "GET", f"/{b}/mp.txt")[0] == 403
+    alice.put_public_access_block(Bucket=b, PublicAccessBlockConfiguration={"BlockPublicAcls": True})
+    denied(lambda: alice.put_object_acl(Bucket=b, Key="mp.txt", ACL="public-read"))
+    denied(lambda: alice.put_object(Bucket=b, Key="x.txt", Body=b"x", ACL="public-read"))
+    with pytest.raises(ClientError) as e:
+        alice.put_object_acl(Bucket=b, Key="mp.txt", GrantWrite='id="bob"')
+    assert error_code(e) == "InvalidArgument"

@@ -11,6 +11,7 @@ use billet_unixfs::ChecksumAlgorithm;
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::pipeline::Rewrite;
 use crate::pipeline::{self, Condition, Mutation, Outcome};
 use crate::{
     BucketState, Engine, EngineError, ListPage, ListQuery, ObjectVersion, StagedBody, VersionPage,
@@ -29,6 +30,8 @@ pub struct ObjectMeta {
     pub expires: Option<String>,
     pub user: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    /// The object ACL (the manifest's `acl`).
+    pub acl: BTreeMap<String, Vec<String>>,
 }
 
 impl ObjectMeta {
@@ -43,6 +46,7 @@ impl ObjectMeta {
             expires: m.expires.clone(),
             user: m.meta.clone(),
             tags: m.tags.clone(),
+            acl: m.acl.clone(),
         }
     }
 
@@ -55,6 +59,7 @@ impl ObjectMeta {
         m.expires = self.expires;
         m.meta = self.user;
         m.tags = self.tags;
+        m.acl = self.acl;
     }
 }
 
@@ -296,18 +301,42 @@ impl Engine {
         version_id: Option<&str>,
         tags: BTreeMap<String, String>,
     ) -> Result<Option<String>, EngineError> {
+        self.rewrite(bucket, key, version_id, Rewrite::Tags(tags))
+            .await
+    }
+
+    /// Replaces the ACL of one version (the latest when `version_id` is
+    /// `None`); returns the version id S3 reports.
+    pub async fn set_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: BTreeMap<String, Vec<String>>,
+    ) -> Result<Option<String>, EngineError> {
+        self.rewrite(bucket, key, version_id, Rewrite::Acl(acl))
+            .await
+    }
+
+    async fn rewrite(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: Rewrite,
+    ) -> Result<Option<String>, EngineError> {
         validate_key(key.as_bytes())?;
         self.bucket(bucket).await?;
         let handle = self.handle(bucket);
-        let mutation = Mutation::Retag {
+        let mutation = Mutation::Rewrite {
             key: key.to_string(),
             version_id: version_id.map(str::to_string),
-            tags,
+            change,
         };
         match pipeline::submit(&self.inner, &handle, mutation).await? {
-            Outcome::Retag { version_id } => Ok(version_id),
+            Outcome::Rewrite { version_id } => Ok(version_id),
             other => Err(EngineError::Internal(format!(
-                "retag answered with {other:?}"
+                "rewrite answered with {other:?}"
             ))),
         }
     }

@@ -78,6 +78,12 @@ pub struct Manifest {
     pub meta: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The object's ACL beyond its owner's (the bucket owner's) full
+    /// control: grantee (`group:AllUsers`, `group:AuthenticatedUsers`,
+    /// `id:OWNER`) → permissions (`READ`, `READ_ACP`, `WRITE_ACP`,
+    /// `FULL_CONTROL`), each list sorted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acl: BTreeMap<String, Vec<String>>,
     /// When this version was written (ms since the Unix epoch; S3's
     /// Last-Modified).
     pub created: i64,
@@ -142,6 +148,7 @@ impl Manifest {
             expires: None,
             meta: BTreeMap::new(),
             tags: BTreeMap::new(),
+            acl: BTreeMap::new(),
             created: now_ms,
             modified: now_ms,
             prev: None,
@@ -309,6 +316,34 @@ impl Manifest {
         }
         if self.tags.len() > MAX_TAGS {
             return Err(invalid(RECORD, "tags", format!("more than {MAX_TAGS}")));
+        }
+        for (grantee, perms) in &self.acl {
+            let known = grantee == "group:AllUsers"
+                || grantee == "group:AuthenticatedUsers"
+                || grantee.strip_prefix("id:").is_some_and(|o| !o.is_empty());
+            if !known {
+                return Err(invalid(
+                    RECORD,
+                    "acl",
+                    format!("unknown grantee {grantee:?}"),
+                ));
+            }
+            let sorted = perms.windows(2).all(|w| w[0] < w[1]);
+            let valid = perms.iter().all(|p| {
+                matches!(
+                    p.as_str(),
+                    "READ" | "READ_ACP" | "WRITE_ACP" | "FULL_CONTROL"
+                )
+            });
+            if perms.is_empty() || !sorted || !valid {
+                return Err(invalid(
+                    RECORD,
+                    "acl",
+                    format!(
+                        "{grantee}: permissions must be READ, READ_ACP, WRITE_ACP or FULL_CONTROL, sorted, once each"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

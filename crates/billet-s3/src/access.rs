@@ -165,11 +165,10 @@ fn check_buffered_body(cx: &S3AccessContext<'_>, op: &str, max: u64) -> S3Result
     }
 }
 
-/// The bucket, key and whether a version is named, of
-/// `x-amz-copy-source` (`bucket/key[?versionId=v]`, URL-encoded, a leading
-/// `/` optional). Access-point ARNs name no bucket here: the operation
-/// refuses them.
-fn copy_source(cx: &S3AccessContext<'_>) -> Option<(String, String, bool)> {
+/// The bucket, key and version (if named) of `x-amz-copy-source`
+/// (`bucket/key[?versionId=v]`, URL-encoded, a leading `/` optional).
+/// Access-point ARNs name no bucket here: the operation refuses them.
+fn copy_source(cx: &S3AccessContext<'_>) -> Option<(String, String, Option<String>)> {
     let raw = cx.headers().get("x-amz-copy-source")?.to_str().ok()?;
     let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
     let decoded = percent_decode_str(path).decode_utf8().ok()?;
@@ -182,7 +181,10 @@ fn copy_source(cx: &S3AccessContext<'_>) -> Option<(String, String, bool)> {
         (
             bucket.to_string(),
             key.to_string(),
-            query.split('&').any(|p| p.starts_with("versionId=")),
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix("versionId="))
+                .map(|v| percent_decode_str(v).decode_utf8_lossy().into_owned()),
         )
     })
 }
@@ -326,15 +328,15 @@ impl Access {
             S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
             S3Path::Root => return Ok(()),
         };
-        let version = query_param(cx.uri(), "versionId").is_some();
+        let version = query_param(cx.uri(), "versionId");
         let conditions = context(cx, key.as_deref(), op);
-        let act = action(op, version);
+        let act = action(op, version.is_some());
         let decision = self
             .authz
             .authorize(
                 key.as_deref(),
                 &bucket,
-                object.as_deref(),
+                object.as_deref().map(|k| (k, version.as_deref())),
                 &act,
                 &conditions,
             )
@@ -345,19 +347,18 @@ impl Access {
         if ACL_WRITING_OPS.contains(&op)
             && let Some(access) = self.authz.bucket(&bucket).await?
         {
-            let canned = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok());
-            crate::bucket_config::check_object_acl(&access, canned)?;
+            crate::bucket_config::object_acl_of_headers(&access, cx.headers())?;
         }
         if COPY_OPS.contains(&op)
             && let Some((src_bucket, src_key, src_version)) = copy_source(cx)
         {
-            let act = action("GetObject", src_version);
+            let act = action("GetObject", src_version.is_some());
             let decision = self
                 .authz
                 .authorize(
                     key.as_deref(),
                     &src_bucket,
-                    Some(&src_key),
+                    Some((&src_key, src_version.as_deref())),
                     &act,
                     &conditions,
                 )
@@ -416,7 +417,13 @@ impl S3Access for Access {
             let act = action("DeleteObject", obj.version_id.is_some());
             let decision = self
                 .authz
-                .authorize(key.as_deref(), &bucket, Some(&obj.key), &act, &conditions)
+                .authorize(
+                    key.as_deref(),
+                    &bucket,
+                    Some((&obj.key, obj.version_id.as_deref())),
+                    &act,
+                    &conditions,
+                )
                 .await?;
             if decision == Decision::Deny {
                 return Err(s3_error!(

@@ -303,9 +303,19 @@ fn header_grantees(value: &str) -> S3Result<Vec<Grantee>> {
         .collect()
 }
 
-/// An ACL from a canned name or grant headers (what PutBucketAcl and
-/// CreateBucket carry); `None` if neither is given.
+/// Whose ACL a request sets: a bucket's or an object's (where WRITE means
+/// nothing and canned names map differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclOf {
+    Bucket,
+    Object,
+}
+
+/// An ACL from a canned name or grant headers (what PutBucketAcl,
+/// CreateBucket, PutObject, CopyObject, CreateMultipartUpload and
+/// PutObjectAcl carry); `None` if neither is given.
 pub fn acl_from_headers(
+    of: AclOf,
     canned: Option<&str>,
     grants: [(Option<&str>, AclPermission); 5],
 ) -> S3Result<Option<Acl>> {
@@ -315,12 +325,21 @@ pub fn acl_from_headers(
             InvalidRequest,
             "Specifying both Canned ACLs and Header Grants is not allowed"
         )),
-        (Some(c), false) => Acl::canned(c)
-            .map(Some)
-            .ok_or_else(|| s3_error!(InvalidArgument, "Unknown canned ACL {c}")),
+        (Some(c), false) => match of {
+            AclOf::Bucket => Acl::canned(c),
+            AclOf::Object => Acl::canned_object(c),
+        }
+        .map(Some)
+        .ok_or_else(|| s3_error!(InvalidArgument, "Unknown canned ACL {c}")),
         (None, true) => {
             let mut acl = Acl::default();
             for (value, perm) in grants {
+                if of == AclOf::Object && perm == AclPermission::Write && value.is_some() {
+                    return Err(s3_error!(
+                        InvalidArgument,
+                        "WRITE cannot be granted on an object"
+                    ));
+                }
                 if let Some(v) = value {
                     for g in header_grantees(v)? {
                         acl.grants.push((g, perm));
@@ -333,7 +352,7 @@ pub fn acl_from_headers(
     }
 }
 
-fn acl_from_body(owner: &str, policy: &AccessControlPolicy) -> S3Result<Acl> {
+fn acl_from_body(of: AclOf, owner: &str, policy: &AccessControlPolicy) -> S3Result<Acl> {
     let mut acl = Acl::default();
     for g in policy.grants.iter().flatten() {
         let perm = g
@@ -358,6 +377,12 @@ fn acl_from_body(owner: &str, policy: &AccessControlPolicy) -> S3Result<Acl> {
                 ));
             }
         };
+        if of == AclOf::Object && perm == AclPermission::Write {
+            return Err(s3_error!(
+                MalformedACLError,
+                "WRITE cannot be granted on an object"
+            ));
+        }
         // The owner's own FULL_CONTROL is implicit.
         if who == Grantee::Owner(owner.to_string()) && perm == AclPermission::FullControl {
             continue;
@@ -396,6 +421,7 @@ pub async fn put_bucket_acl(
     let i = &req.input;
     let access = existing(authz, &i.bucket).await?;
     let from_headers = acl_from_headers(
+        AclOf::Bucket,
         i.acl.as_ref().map(BucketCannedACL::as_str),
         [
             (i.grant_read.as_deref(), AclPermission::Read),
@@ -413,7 +439,7 @@ pub async fn put_bucket_acl(
             ));
         }
         (Some(acl), None) => acl,
-        (None, Some(body)) => acl_from_body(&access.owner, body)?,
+        (None, Some(body)) => acl_from_body(AclOf::Bucket, &access.owner, body)?,
         (None, None) => {
             return Err(s3_error!(
                 MissingSecurityHeader,
@@ -437,15 +463,15 @@ pub async fn get_bucket_acl(
     }))
 }
 
-/// Objects belong to their bucket's owner and carry no ACL of their own
-/// yet: an object's ACL is the owner's FULL_CONTROL.
+/// An object version's ACL: its owner's (the bucket owner's) FULL_CONTROL
+/// and the grants its manifest keeps.
 pub async fn get_object_acl(
     authz: &Authorizer,
     engine: &billet_engine::Engine,
     req: S3Request<GetObjectAclInput>,
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let access = existing(authz, &req.input.bucket).await?;
-    engine
+    let v = engine
         .object(
             &req.input.bucket,
             &req.input.key,
@@ -453,7 +479,12 @@ pub async fn get_object_acl(
         )
         .await
         .map_err(crate::error::to_s3)?;
-    let (owner, grants) = acl_dto(&access.owner, &Acl::default());
+    if v.manifest.delete_marker {
+        return Err(crate::error::to_s3(billet_engine::EngineError::NoSuchKey(
+            req.input.key.clone(),
+        )));
+    }
+    let (owner, grants) = acl_dto(&access.owner, &Acl::from_manifest(&v.manifest.acl));
     Ok(S3Response::new(GetObjectAclOutput {
         owner: Some(owner),
         grants: Some(grants),
@@ -461,33 +492,109 @@ pub async fn get_object_acl(
     }))
 }
 
-/// Object ACLs other than the owner's own are not stored yet: a canned
-/// ACL that grants nothing beyond it is accepted, anything else refused
-/// (and refused as AccessDenied where the public access block says so).
-pub fn check_object_acl(access: &BucketAccess, canned: Option<&str>) -> S3Result<()> {
-    let Some(c) = canned else { return Ok(()) };
-    match c {
-        "private" | "bucket-owner-full-control" | "bucket-owner-read" => Ok(()),
-        _ if !access.acls_enabled() => Err(s3_error!(
+pub async fn put_object_acl(
+    authz: &Authorizer,
+    engine: &billet_engine::Engine,
+    req: S3Request<PutObjectAclInput>,
+) -> S3Result<S3Response<PutObjectAclOutput>> {
+    let i = &req.input;
+    let access = existing(authz, &i.bucket).await?;
+    let from_headers = object_acl(
+        i.acl.as_ref().map(ObjectCannedACL::as_str),
+        [
+            i.grant_read.as_deref(),
+            i.grant_write.as_deref(),
+            i.grant_read_acp.as_deref(),
+            i.grant_write_acp.as_deref(),
+            i.grant_full_control.as_deref(),
+        ],
+    )?;
+    let acl = match (from_headers, &i.access_control_policy) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(
+                UnexpectedContent,
+                "This request does not support content together with ACL headers"
+            ));
+        }
+        (Some(acl), None) => acl,
+        (None, Some(body)) => acl_from_body(AclOf::Object, &access.owner, body)?,
+        (None, None) => {
+            return Err(s3_error!(
+                MissingSecurityHeader,
+                "Your request was missing a required header: an ACL, grant headers or a body"
+            ));
+        }
+    };
+    check_object_acl(&access, &acl)?;
+    let version_id = engine
+        .set_acl(
+            &i.bucket,
+            &i.key,
+            i.version_id.as_deref(),
+            acl.to_manifest(),
+        )
+        .await
+        .map_err(crate::error::to_s3)?;
+    let _ = version_id;
+    Ok(S3Response::new(PutObjectAclOutput::default()))
+}
+
+/// An object's ACL from `x-amz-acl` and the five grant headers (read,
+/// write, read-acp, write-acp, full-control).
+pub fn object_acl(canned: Option<&str>, grants: [Option<&str>; 5]) -> S3Result<Option<Acl>> {
+    let [read, write, read_acp, write_acp, full] = grants;
+    acl_from_headers(
+        AclOf::Object,
+        canned,
+        [
+            (read, AclPermission::Read),
+            (write, AclPermission::Write),
+            (read_acp, AclPermission::ReadAcp),
+            (write_acp, AclPermission::WriteAcp),
+            (full, AclPermission::FullControl),
+        ],
+    )
+}
+
+/// The headers' object ACL, if any, refused where the bucket's ownership
+/// controls or public access block say so.
+pub fn object_acl_of_headers(access: &BucketAccess, h: &http::HeaderMap) -> S3Result<Option<Acl>> {
+    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+    let acl = object_acl(
+        get("x-amz-acl"),
+        [
+            get("x-amz-grant-read"),
+            get("x-amz-grant-write"),
+            get("x-amz-grant-read-acp"),
+            get("x-amz-grant-write-acp"),
+            get("x-amz-grant-full-control"),
+        ],
+    )?;
+    if let Some(a) = &acl {
+        check_object_acl(access, a)?;
+    }
+    Ok(acl)
+}
+
+/// An object ACL the bucket allows: none but the owner's where ACLs are
+/// disabled, nothing public under BlockPublicAcls.
+pub fn check_object_acl(access: &BucketAccess, acl: &Acl) -> S3Result<()> {
+    if acl.grants.is_empty() {
+        return Ok(());
+    }
+    if !access.acls_enabled() {
+        return Err(s3_error!(
             AccessControlListNotSupported,
             "The bucket does not allow ACLs"
-        )),
-        "public-read" | "public-read-write" | "authenticated-read" | "aws-exec-read"
-            if access.block().block_public_acls =>
-        {
-            Err(s3_error!(
-                AccessDenied,
-                "The bucket's public access block (BlockPublicAcls) refuses a public ACL"
-            ))
-        }
-        "public-read" | "public-read-write" | "authenticated-read" | "aws-exec-read" => {
-            Err(s3_error!(
-                NotImplemented,
-                "Object ACLs other than private are not supported yet; use a bucket policy"
-            ))
-        }
-        other => Err(s3_error!(InvalidArgument, "Unknown canned ACL {other}")),
+        ));
     }
+    if access.block().block_public_acls && acl.is_public() {
+        return Err(s3_error!(
+            AccessDenied,
+            "The bucket's public access block (BlockPublicAcls) refuses a public ACL"
+        ));
+    }
+    Ok(())
 }
 
 pub async fn put_cors(

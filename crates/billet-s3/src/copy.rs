@@ -104,6 +104,17 @@ pub(crate) async fn copy_object(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
+    // A copy does not take its source's ACL: the request's, or the
+    // owner's alone.
+    let acl = crate::put::request_acl(
+        i.acl.as_ref(),
+        [
+            i.grant_read.as_deref(),
+            i.grant_read_acp.as_deref(),
+            i.grant_write_acp.as_deref(),
+            i.grant_full_control.as_deref(),
+        ],
+    )?;
     let mut meta = if replace {
         SystemHeaders {
             content_type: i.content_type,
@@ -117,6 +128,7 @@ pub(crate) async fn copy_object(
     } else {
         ObjectMeta::of(&src.manifest)
     };
+    meta.acl = acl;
     if replace_tags {
         meta.tags = match &i.tagging {
             Some(t) => parse_tagging_header(t)?,

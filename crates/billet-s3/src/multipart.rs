@@ -105,7 +105,16 @@ pub(crate) async fn create(
         .map(|a| algorithm(a.as_str()))
         .transpose()?;
     let checksum = upload_checksum(algo, i.checksum_type.as_ref().map(|t| t.as_str()))?;
-    let meta = SystemHeaders {
+    let acl = crate::put::request_acl(
+        i.acl.as_ref(),
+        [
+            i.grant_read.as_deref(),
+            i.grant_read_acp.as_deref(),
+            i.grant_write_acp.as_deref(),
+            i.grant_full_control.as_deref(),
+        ],
+    )?;
+    let mut meta = SystemHeaders {
         content_type: i.content_type,
         content_encoding: i.content_encoding,
         content_disposition: i.content_disposition,
@@ -114,6 +123,7 @@ pub(crate) async fn create(
         expires: i.expires,
     }
     .into_meta(i.metadata, tags);
+    meta.acl = acl;
     let up = engine
         .create_upload(&i.bucket, &i.key, meta, Some(checksum))
         .await

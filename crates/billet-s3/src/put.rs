@@ -42,8 +42,24 @@ impl SystemHeaders {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
             tags,
+            acl: BTreeMap::new(),
         }
     }
+}
+
+/// The object ACL a PUT, copy or multipart upload sets: `x-amz-acl` or the
+/// grant headers (read, read-acp, write-acp, full-control), in the form a
+/// manifest keeps (empty: the owner's alone).
+pub(crate) fn request_acl(
+    canned: Option<&ObjectCannedACL>,
+    grants: [Option<&str>; 4],
+) -> S3Result<BTreeMap<String, Vec<String>>> {
+    let [read, read_acp, write_acp, full] = grants;
+    let acl = crate::bucket_config::object_acl(
+        canned.map(ObjectCannedACL::as_str),
+        [read, None, read_acp, write_acp, full],
+    )?;
+    Ok(acl.map(|a| a.to_manifest()).unwrap_or_default())
 }
 
 pub(crate) fn condition(
@@ -112,6 +128,15 @@ pub(crate) async fn put_object(
         None => BTreeMap::new(),
     };
     let cond = condition(input.if_match.clone(), input.if_none_match.clone())?;
+    let acl = request_acl(
+        input.acl.as_ref(),
+        [
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+            input.grant_full_control.as_deref(),
+        ],
+    )?;
     // As in S3, every object gets a checksum: CRC64NVME when the client
     // asked for none.
     let default = claims
@@ -128,7 +153,7 @@ pub(crate) async fn put_object(
         default,
     )
     .await?;
-    let meta = SystemHeaders {
+    let mut meta = SystemHeaders {
         content_type: input.content_type,
         content_encoding: input.content_encoding,
         content_disposition: input.content_disposition,
@@ -137,6 +162,7 @@ pub(crate) async fn put_object(
         expires: input.expires,
     }
     .into_meta(input.metadata, tags);
+    meta.acl = acl;
     let computed = staged.ingested.checksums.clone();
     let out = engine
         .put(&input.bucket, &input.key, staged, meta, cond)

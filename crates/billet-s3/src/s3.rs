@@ -101,6 +101,7 @@ impl S3 for BilletS3 {
         let owner = Self::owner(&req)?;
         let i = &req.input;
         let acl = bucket_config::acl_from_headers(
+            bucket_config::AclOf::Bucket,
             i.acl.as_ref().map(BucketCannedACL::as_str),
             [
                 (i.grant_read.as_deref(), AclPermission::Read),
@@ -497,30 +498,11 @@ impl S3 for BilletS3 {
         bucket_config::get_object_acl(&self.authz, &self.engine, req).await
     }
 
-    /// The canned ACL (checked by the access check) is the owner's own:
-    /// nothing to store.
     async fn put_object_acl(
         &self,
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
-        let i = &req.input;
-        if i.access_control_policy.is_some()
-            || i.grant_read.is_some()
-            || i.grant_read_acp.is_some()
-            || i.grant_write.is_some()
-            || i.grant_write_acp.is_some()
-            || i.grant_full_control.is_some()
-        {
-            return Err(s3_error!(
-                NotImplemented,
-                "Object ACL grants are not supported yet; use a bucket policy"
-            ));
-        }
-        self.engine
-            .object(&i.bucket, &i.key, i.version_id.as_deref())
-            .await
-            .map_err(to_s3)?;
-        Ok(S3Response::new(PutObjectAclOutput::default()))
+        bucket_config::put_object_acl(&self.authz, &self.engine, req).await
     }
 
     async fn put_bucket_cors(

@@ -16,5 +16,5 @@ mod queue;
 mod rows;
 
 pub use mutation::Condition;
-pub(crate) use mutation::{Mutation, Outcome};
+pub(crate) use mutation::{Mutation, Outcome, Rewrite};
 pub(crate) use queue::{BucketQueue, submit};

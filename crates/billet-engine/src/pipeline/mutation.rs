@@ -31,11 +31,12 @@ pub(crate) enum Mutation {
         key: String,
         version_id: Option<String>,
     },
-    /// New tags for one version (the latest when `version_id` is `None`).
-    Retag {
+    /// New tags or ACL for one version (the latest when `version_id` is
+    /// `None`).
+    Rewrite {
         key: String,
         version_id: Option<String>,
-        tags: BTreeMap<String, String>,
+        change: Rewrite,
     },
     /// Abandons a multipart upload. Aborts and completes share the bucket's
     /// queue, so a race between them has exactly one winner.
@@ -43,6 +44,30 @@ pub(crate) enum Mutation {
         upload_id: String,
     },
     Settings(BucketSettings),
+}
+
+/// What a rewrite of one version's manifest changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    Tags(BTreeMap<String, String>),
+    Acl(BTreeMap<String, Vec<String>>),
+}
+
+impl Rewrite {
+    pub(crate) fn apply(&self, m: &mut billet_records::Manifest) {
+        match self {
+            Rewrite::Tags(t) => m.tags = t.clone(),
+            Rewrite::Acl(a) => m.acl = a.clone(),
+        }
+    }
+
+    /// Why a delete marker cannot take it.
+    pub(crate) fn on_delete_marker(&self) -> &'static str {
+        match self {
+            Rewrite::Tags(_) => "a delete marker cannot carry tags",
+            Rewrite::Acl(_) => "a delete marker cannot carry an ACL",
+        }
+    }
 }
 
 /// What a mutation did.
@@ -57,7 +82,7 @@ pub(crate) enum Outcome {
         version_id: Option<String>,
         delete_marker: bool,
     },
-    Retag {
+    Rewrite {
         version_id: Option<String>,
     },
     Abort,

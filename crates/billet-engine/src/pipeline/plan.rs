@@ -271,7 +271,7 @@ pub(crate) fn plan(
                 key,
                 version_id: Some(_),
             }
-            | Mutation::Retag { key, .. } => Some(key),
+            | Mutation::Rewrite { key, .. } => Some(key),
             _ => None,
         };
         if let Some(key) = reads_rows
@@ -428,10 +428,10 @@ pub(crate) fn plan(
                     }
                 }
             }
-            Mutation::Retag {
+            Mutation::Rewrite {
                 key,
                 version_id,
-                tags,
+                change,
             } => match rows.version(key, version_id.as_deref()) {
                 None => Err(match version_id {
                     Some(v) => EngineError::NoSuchVersion {
@@ -441,17 +441,17 @@ pub(crate) fn plan(
                     None => EngineError::NoSuchKey(key.clone()),
                 }),
                 Some(t) if t.is_delete_marker() => Err(match version_id {
-                    Some(_) => EngineError::MethodNotAllowed("a delete marker cannot carry tags"),
+                    Some(_) => EngineError::MethodNotAllowed(change.on_delete_marker()),
                     None => EngineError::NoSuchKey(key.clone()),
                 }),
                 Some(t) => {
                     let mut m = t.manifest.clone();
-                    m.tags = tags.clone();
+                    change.apply(&mut m);
                     m.modified = stamps.now_ms.max(m.created);
                     let versions = rows.all(key).unwrap_or_default();
                     let latest = rewrite_chain(versions, key, &t.version_id, Some(m), &mut plan)?;
                     seen.changed(key, latest);
-                    Ok(Outcome::Retag {
+                    Ok(Outcome::Rewrite {
                         version_id: (t.version_id != NULL_VERSION).then(|| t.version_id.clone()),
                     })
                 }

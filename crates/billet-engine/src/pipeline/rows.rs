@@ -129,7 +129,7 @@ pub(crate) async fn load(
                 key,
                 version_id: Some(v),
             } => loader.version_chain(key, Some(v)).await?,
-            Mutation::Retag {
+            Mutation::Rewrite {
                 key, version_id, ..
             } => loader.version_chain(key, version_id.as_deref()).await?,
             Mutation::Abort { upload_id } => loader.upload(upload_id).await?,

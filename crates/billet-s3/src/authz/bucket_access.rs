@@ -116,7 +116,25 @@ pub const ALL_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AllUsers
 pub const AUTHENTICATED_USERS_URI: &str =
     "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
 
-/// A bucket ACL's grants beyond the owner's implicit FULL_CONTROL.
+/// A grantee as stored (bucket settings and manifests).
+fn grantee_str(g: &Grantee) -> String {
+    match g {
+        Grantee::AllUsers => "group:AllUsers".to_string(),
+        Grantee::AuthenticatedUsers => "group:AuthenticatedUsers".to_string(),
+        Grantee::Owner(o) => format!("id:{o}"),
+    }
+}
+
+fn parse_grantee(s: &str) -> Option<Grantee> {
+    Some(match s {
+        "group:AllUsers" => Grantee::AllUsers,
+        "group:AuthenticatedUsers" => Grantee::AuthenticatedUsers,
+        other => Grantee::Owner(other.strip_prefix("id:")?.to_string()),
+    })
+}
+
+/// An ACL's grants beyond the owner's implicit FULL_CONTROL (a bucket's,
+/// or an object's).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Acl {
     pub grants: Vec<(Grantee, Permission)>,
@@ -136,6 +154,47 @@ impl Acl {
         Some(Acl { grants })
     }
 
+    /// A canned ACL (`x-amz-acl`) for an object; `None` if unknown. The
+    /// bucket owner owns every object, so the `bucket-owner-*` ones grant
+    /// nothing more; WRITE means nothing on an object.
+    pub fn canned_object(name: &str) -> Option<Acl> {
+        use Permission::*;
+        let grants = match name {
+            "private" | "bucket-owner-full-control" | "bucket-owner-read" | "aws-exec-read" => {
+                vec![]
+            }
+            "public-read" | "public-read-write" => vec![(Grantee::AllUsers, Read)],
+            "authenticated-read" => vec![(Grantee::AuthenticatedUsers, Read)],
+            _ => return None,
+        };
+        Some(Acl { grants })
+    }
+
+    /// The form a manifest keeps: grantee → sorted permissions.
+    pub fn to_manifest(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (g, p) in &self.grants {
+            let perms = m.entry(grantee_str(g)).or_default();
+            perms.push(p.as_str().to_string());
+            perms.sort();
+            perms.dedup();
+        }
+        m
+    }
+
+    pub fn from_manifest(m: &std::collections::BTreeMap<String, Vec<String>>) -> Acl {
+        let grants = m
+            .iter()
+            .filter_map(|(g, perms)| Some((parse_grantee(g)?, perms)))
+            .flat_map(|(g, perms)| {
+                perms
+                    .iter()
+                    .filter_map(move |p| Some((g.clone(), Permission::parse(p)?)))
+            })
+            .collect();
+        Acl { grants }
+    }
+
     /// Whether it grants anything to everyone or every signed request.
     pub fn is_public(&self) -> bool {
         self.grants
@@ -147,14 +206,7 @@ impl Acl {
         let grants: Vec<Value> = self
             .grants
             .iter()
-            .map(|(g, p)| {
-                let who = match g {
-                    Grantee::AllUsers => "group:AllUsers".to_string(),
-                    Grantee::AuthenticatedUsers => "group:AuthenticatedUsers".to_string(),
-                    Grantee::Owner(o) => format!("id:{o}"),
-                };
-                json!({"grantee": who, "permission": p.as_str()})
-            })
+            .map(|(g, p)| json!({"grantee": grantee_str(g), "permission": p.as_str()}))
             .collect();
         Value::Array(grants).to_string()
     }
@@ -166,12 +218,7 @@ impl Acl {
             .map(|a| {
                 a.iter()
                     .filter_map(|g| {
-                        let who = g.get("grantee")?.as_str()?;
-                        let grantee = match who {
-                            "group:AllUsers" => Grantee::AllUsers,
-                            "group:AuthenticatedUsers" => Grantee::AuthenticatedUsers,
-                            other => Grantee::Owner(other.strip_prefix("id:")?.to_string()),
-                        };
+                        let grantee = parse_grantee(g.get("grantee")?.as_str()?)?;
                         Some((grantee, Permission::parse(g.get("permission")?.as_str()?)?))
                     })
                     .collect()

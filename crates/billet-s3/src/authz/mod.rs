@@ -20,7 +20,7 @@ use crate::auth::Keys;
 use crate::policy::Context;
 pub use actions::{Action, action};
 pub use bucket_access::BucketAccess;
-pub use rule::{Ask, Caller, Decision, decide};
+pub use rule::{Ask, Caller, Decision, Verdict, decide, verdict};
 
 /// How long a looked-up bucket configuration or key's grants are trusted.
 /// Changes through this node are seen at once (the entry is forgotten);
@@ -183,12 +183,13 @@ impl Authorizer {
     }
 
     /// The decision for `key` (`None`: anonymous) asking `action` on a
-    /// bucket (and object).
+    /// bucket (and object, and version: the object's ACL is read when only
+    /// it could allow the action).
     pub async fn authorize(
         &self,
         key: Option<&AccessKey>,
         bucket: &str,
-        object: Option<&str>,
+        object: Option<(&str, Option<&str>)>,
         action: &Action,
         context: &Context,
     ) -> S3Result<Decision> {
@@ -201,12 +202,27 @@ impl Authorizer {
             key,
             grants: &grants,
         };
-        let ask = Ask {
+        let mut ask = Ask {
             bucket,
-            key: object,
+            key: object.map(|(k, _)| k),
             action,
             context,
+            object_acl: None,
         };
+        let first = verdict(&caller, access.as_deref(), &ask);
+        let worth_a_look = first == Verdict::ImplicitDeny
+            && access.as_ref().is_some_and(|a| a.acls_enabled())
+            && rule::object_acl_permission(action).is_some();
+        let Some((obj, version)) = object.filter(|_| worth_a_look) else {
+            return Ok(decide(&caller, access.as_deref(), &ask));
+        };
+        // A missing object has no ACL: the deny stands (and says nothing
+        // about whether the object exists).
+        let acl = match self.engine.object(bucket, obj, version).await {
+            Ok(v) => bucket_access::Acl::from_manifest(&v.manifest.acl),
+            Err(_) => return Ok(Decision::Deny),
+        };
+        ask.object_acl = Some(&acl);
         Ok(decide(&caller, access.as_deref(), &ask))
     }
 

@@ -10,7 +10,7 @@
 use billet_engine::{AccessKey, Grant};
 
 use super::actions::{Action, Class};
-use super::bucket_access::{BucketAccess, Grantee, Permission};
+use super::bucket_access::{Acl, BucketAccess, Grantee, Permission};
 use crate::policy::{Context, Outcome, Principal, Request};
 
 /// What the rule says.
@@ -81,6 +81,9 @@ pub struct Ask<'a> {
     pub key: Option<&'a str>,
     pub action: &'a Action,
     pub context: &'a Context,
+    /// The object's ACL, for the actions an object ACL can allow (looked
+    /// up only when nothing else allows them).
+    pub object_acl: Option<&'a Acl>,
 }
 
 /// Policy operations the bucket's owner always keeps (AWS: the root user
@@ -105,15 +108,31 @@ fn bucket_acl_permission(action: &Action) -> Option<Permission> {
     })
 }
 
-fn acl_allows(caller: &Caller<'_>, b: &BucketAccess, action: &Action) -> bool {
+/// The ACL permission an action needs on an object, if an object ACL can
+/// allow it at all.
+pub fn object_acl_permission(action: &Action) -> Option<Permission> {
+    Some(match action.iam.as_str() {
+        "s3:GetObject" | "s3:GetObjectVersion" => Permission::Read,
+        "s3:GetObjectAcl" | "s3:GetObjectVersionAcl" => Permission::ReadAcp,
+        "s3:PutObjectAcl" | "s3:PutObjectVersionAcl" => Permission::WriteAcp,
+        _ => return None,
+    })
+}
+
+fn acl_allows(caller: &Caller<'_>, b: &BucketAccess, ask: &Ask<'_>) -> bool {
     if !b.acls_enabled() {
         return false;
     }
-    let Some(want) = bucket_acl_permission(action) else {
-        return false;
+    let (acl, want) = match (bucket_acl_permission(ask.action), ask.object_acl) {
+        (Some(want), _) => (&b.acl, want),
+        (None, Some(acl)) => match object_acl_permission(ask.action) {
+            Some(want) => (acl, want),
+            None => return false,
+        },
+        (None, None) => return false,
     };
     let ignore_public = b.block().ignore_public_acls;
-    b.acl.grants.iter().any(|(grantee, perm)| {
+    acl.grants.iter().any(|(grantee, perm)| {
         perm.covers(want)
             && match grantee {
                 Grantee::AllUsers => !ignore_public,
@@ -123,16 +142,33 @@ fn acl_allows(caller: &Caller<'_>, b: &BucketAccess, action: &Action) -> bool {
     })
 }
 
+/// The decision and why, for the Authorizer: an implicit deny of an
+/// action an object ACL could allow is worth looking the ACL up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
 /// The decision for `caller` asking `ask` of a bucket configured as `b`
 /// (`None`: no such bucket, which the operation reports as NoSuchBucket).
 pub fn decide(caller: &Caller<'_>, b: Option<&BucketAccess>, ask: &Ask<'_>) -> Decision {
+    match verdict(caller, b, ask) {
+        Verdict::Allow => Decision::Allow,
+        Verdict::ExplicitDeny | Verdict::ImplicitDeny => Decision::Deny,
+    }
+}
+
+/// [`decide`], telling an explicit deny from the implicit one.
+pub fn verdict(caller: &Caller<'_>, b: Option<&BucketAccess>, ask: &Ask<'_>) -> Verdict {
     let Some(b) = b else {
-        return Decision::Allow;
+        return Verdict::Allow;
     };
     let owner = caller.is_owner_of(b);
     let granted = caller.granted(ask.bucket, &b.owner, ask.action.class);
     if owner && OWNER_KEEPS.contains(&ask.action.iam.as_str()) {
-        return Decision::Allow;
+        return Verdict::Allow;
     }
     let resource = match (ask.action.object, ask.key) {
         (true, Some(k)) => format!("arn:aws:s3:::{}/{k}", ask.bucket),
@@ -156,11 +192,11 @@ pub fn decide(caller: &Caller<'_>, b: Option<&BucketAccess>, ask: &Ask<'_>) -> D
         }
     });
     if outcome == Outcome::Deny {
-        return Decision::Deny;
+        return Verdict::ExplicitDeny;
     }
-    if owner || granted || outcome == Outcome::Allow || acl_allows(caller, b, ask.action) {
-        Decision::Allow
+    if owner || granted || outcome == Outcome::Allow || acl_allows(caller, b, ask) {
+        Verdict::Allow
     } else {
-        Decision::Deny
+        Verdict::ImplicitDeny
     }
 }

@@ -61,6 +61,7 @@ fn run(
             key: obj,
             action: &action,
             context: &cx,
+            object_acl: None,
         },
     )
 }
@@ -156,4 +157,54 @@ fn decisions() {
     for (name, k, grants, b, op, obj, want) in cases {
         assert_eq!(run(k, grants, b, op, obj), want, "{name}");
     }
+}
+
+#[test]
+fn object_acls_allow_what_they_grant() {
+    let alice = key("AKA", "alice", false);
+    let bob = key("AKB", "bob", false);
+    let b = bucket(None);
+    let mut ignored = bucket(None);
+    ignored.public_block = Some(PublicAccessBlock {
+        ignore_public_acls: true,
+        ..Default::default()
+    });
+    let mut enforced = bucket(None);
+    enforced.ownership = Some("BucketOwnerEnforced".into());
+    let public = Acl::canned_object("public-read").expect("canned");
+    let mut bob_acp = Acl::default();
+    bob_acp
+        .grants
+        .push((Grantee::Owner("bob".into()), Permission::ReadAcp));
+    let cx = Context::new();
+    let ask = |k: Option<&AccessKey>, b: &BucketAccess, op: &str, acl: Option<&Acl>| {
+        let action = action(op, false);
+        decide(
+            &Caller {
+                key: k,
+                grants: &[],
+            },
+            Some(b),
+            &Ask {
+                bucket: "b",
+                key: Some("k"),
+                action: &action,
+                context: &cx,
+                object_acl: acl,
+            },
+        )
+    };
+    use Decision::*;
+    assert_eq!(ask(None, &b, "GetObject", Some(&public)), Allow);
+    assert_eq!(ask(None, &b, "GetObject", None), Deny);
+    assert_eq!(ask(None, &b, "PutObject", Some(&public)), Deny);
+    assert_eq!(ask(None, &b, "GetObjectAcl", Some(&public)), Deny);
+    assert_eq!(ask(None, &ignored, "GetObject", Some(&public)), Deny);
+    assert_eq!(ask(None, &enforced, "GetObject", Some(&public)), Deny);
+    assert_eq!(ask(Some(&bob), &b, "GetObjectAcl", Some(&bob_acp)), Allow);
+    assert_eq!(ask(Some(&bob), &b, "GetObject", Some(&bob_acp)), Deny);
+    assert_eq!(ask(Some(&bob), &b, "PutObjectAcl", Some(&bob_acp)), Deny);
+    assert_eq!(ask(Some(&alice), &b, "PutObjectAcl", None), Allow);
+    // The stored form round-trips.
+    assert_eq!(Acl::from_manifest(&public.to_manifest()), public);
 }

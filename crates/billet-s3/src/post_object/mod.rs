@@ -244,7 +244,7 @@ where
         .authorize(
             signer.as_deref(),
             t.bucket,
-            Some(&key),
+            Some((&key, None)),
             &action("PostObject", false),
             &cx,
         )
@@ -252,8 +252,9 @@ where
     if decision == Decision::Deny {
         return Err(s3_error!(AccessDenied, "Access Denied"));
     }
+    let acl = crate::bucket_config::object_acl(form.get("acl"), [None; 5])?.unwrap_or_default();
     if let Some(access) = t.authz.bucket(t.bucket).await? {
-        crate::bucket_config::check_object_acl(&access, form.get("acl"))?;
+        crate::bucket_config::check_object_acl(&access, &acl)?;
     }
     let tags = tags(form.get("tagging"))?;
     let status = match form.get("success_action_status") {
@@ -278,6 +279,7 @@ where
             .filter_map(|(k, v)| Some((k.strip_prefix("x-amz-meta-")?.to_string(), v.clone())))
             .collect(),
         tags,
+        acl: acl.to_manifest(),
     };
 
     // Only now is the file read: streamed into the log, cut off past the

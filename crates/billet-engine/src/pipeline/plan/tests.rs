@@ -17,7 +17,7 @@ use proptest::prelude::*;
 
 use super::{Stamps, plan};
 use crate::error::EngineError;
-use crate::pipeline::mutation::{Condition, Mutation, Outcome};
+use crate::pipeline::mutation::{Condition, Mutation, Outcome, Rewrite};
 use crate::pipeline::rows::Rows;
 
 const KEYS: [&str; 3] = ["a", "b", "c"];
@@ -319,10 +319,10 @@ fn to_mutation(op: &Op2) -> Mutation {
             key: key.clone(),
             version_id: Some(id.clone()),
         },
-        Op2::Retag { key, id, tag } => Mutation::Retag {
+        Op2::Retag { key, id, tag } => Mutation::Rewrite {
             key: key.clone(),
             version_id: id.clone(),
-            tags: BTreeMap::from([("t".to_string(), tag.to_string())]),
+            change: Rewrite::Tags(BTreeMap::from([("t".to_string(), tag.to_string())])),
         },
         Op2::Versioning(v) => Mutation::Settings(BucketSettings {
             versioning: *v,
@@ -439,7 +439,7 @@ fn run(ops: &[Gen], batch_sizes: &[usize]) {
                 Ok(Outcome::Delete { delete_marker, .. }) => Expect::Delete {
                     marker: *delete_marker,
                 },
-                Ok(Outcome::Retag { .. }) => Expect::Retag,
+                Ok(Outcome::Rewrite { .. }) => Expect::Retag,
                 Ok(Outcome::Abort) => unreachable!(),
                 Err(
                     EngineError::PreconditionFailed(_)
