@@ -6,6 +6,7 @@ stored unchanged."""
 
 import base64
 import json
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -66,12 +67,15 @@ def denied(fn):
 
 
 def anonymous(srv, method, path, body=None):
-    req = urllib.request.Request(srv.endpoint + path, data=body, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    """curl without credentials: (status, body)."""
+    args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "20", "-X", method]
+    if method == "HEAD":
+        args = ["curl", "-sS", "-I", "-o", "/dev/null", "-w", "\n%{http_code}", "--max-time", "20"]
+    if body is not None:
+        args += ["--data-binary", "@-", "-H", "Content-Type: application/octet-stream"]
+    out = subprocess.run(args + [srv.endpoint + path], input=body or b"", capture_output=True, timeout=30, check=True).stdout
+    payload, _, code = out.rpartition(b"\n")
+    return int(code), payload
 
 
 def state(s3, bucket):
@@ -87,10 +91,14 @@ def state(s3, bucket):
     return objs, sorted(uploads), btags, versioning
 
 
+# The first version of each populated bucket's "doc".
+FIRST = {}
+
+
 def populated(alice):
     b = new_bucket(alice)
     alice.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
-    alice.put_object(Bucket=b, Key="doc", Body=b"v1")
+    FIRST[b] = alice.put_object(Bucket=b, Key="doc", Body=b"v1")["VersionId"]
     alice.put_object(Bucket=b, Key="doc", Body=b"v2")
     alice.put_object(Bucket=b, Key="secret/plans", Body=b"plans")
     alice.put_object_tagging(Bucket=b, Key="doc", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
@@ -110,6 +118,15 @@ def history(srv, path, key, secret):
         return e.code
 
 
+def proofs(srv, b, key, secret):
+    """The statuses of a bucket's checkpoint, object proof, commit proof and
+    storage challenge for this key."""
+    return {
+        history(srv, f"buckets/{b}/{p}", key, secret)
+        for p in ["checkpoint", "proof/object?key=doc", "proof/commit", "challenge?key=doc&chunk=0&nonce=00c0ffee"]
+    }
+
+
 def writes(s3, b, uid, target):
     """Every writing operation family, against bucket b."""
     tags = {"TagSet": [{"Key": "evil", "Value": "1"}]}
@@ -117,6 +134,7 @@ def writes(s3, b, uid, target):
         "PutObject": lambda: s3.put_object(Bucket=b, Key="doc", Body=b"overwritten"),
         "CopyObject": lambda: s3.copy_object(Bucket=b, Key="copy", CopySource={"Bucket": b, "Key": "doc"}),
         "DeleteObject": lambda: s3.delete_object(Bucket=b, Key="doc"),
+        "DeleteObject by version": lambda: s3.delete_object(Bucket=b, Key="doc", VersionId=FIRST[b]),
         "DeleteObjects": lambda: s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "doc"}]}),
         "PutObjectTagging": lambda: s3.put_object_tagging(Bucket=b, Key="doc", Tagging=tags),
         "DeleteObjectTagging": lambda: s3.delete_object_tagging(Bucket=b, Key="doc"),
@@ -137,6 +155,8 @@ def writes(s3, b, uid, target):
 def reads(s3, b, uid):
     return {
         "GetObject": lambda: s3.get_object(Bucket=b, Key="doc")["Body"].read(),
+        "GetObject by version": lambda: s3.get_object(Bucket=b, Key="doc", VersionId=FIRST[b])["Body"].read(),
+        "GetObjectTagging by version": lambda: s3.get_object_tagging(Bucket=b, Key="doc", VersionId=FIRST[b]),
         "HeadObject": lambda: s3.head_object(Bucket=b, Key="doc"),
         "ListObjectsV2": lambda: s3.list_objects_v2(Bucket=b),
         "ListObjects": lambda: s3.list_objects(Bucket=b),
@@ -170,7 +190,7 @@ def test_a_read_only_key_reads_and_changes_nothing(srv, alice, ro):
         denied(fn)
     denied(lambda: ro.create_bucket(Bucket="ro-" + uuid.uuid4().hex[:12]))
     assert state(alice, b) == before
-    assert history(srv, f"buckets/{b}/checkpoint", RO_KEY, RO_SECRET) == 200
+    assert proofs(srv, b, RO_KEY, RO_SECRET) == {200}
     assert b in [x["Name"] for x in ro.list_buckets()["Buckets"]]
 
 
@@ -184,7 +204,7 @@ def test_a_key_limited_to_one_bucket_stays_in_it(srv, alice, one):
     for name, fn in {**reads(one, other, other_uid), **writes(one, other, other_uid, other)}.items():
         denied(fn)
     assert state(alice, other) == before
-    assert history(srv, f"buckets/{other}/checkpoint", ONE_KEY, ONE_SECRET) == 403
+    assert proofs(srv, other, ONE_KEY, ONE_SECRET) == {403}
     # On its bucket: reads and object writes, but no configuration.
     for name, fn in reads(one, mine, uid).items():
         fn()
@@ -196,7 +216,7 @@ def test_a_key_limited_to_one_bucket_stays_in_it(srv, alice, one):
     denied(lambda: one.delete_bucket(Bucket=mine))
     denied(lambda: one.create_bucket(Bucket="one-" + uuid.uuid4().hex[:12]))
     assert [x["Name"] for x in one.list_buckets()["Buckets"]] == [mine]
-    assert history(srv, f"buckets/{mine}/checkpoint", ONE_KEY, ONE_SECRET) == 200
+    assert proofs(srv, mine, ONE_KEY, ONE_SECRET) == {200}
     # Taking the grant back takes the access (the server's cache holds a
     # key's grants for at most 5 s).
     run_billet("keys", "deny", ONE_KEY, mine, data_dir=srv.data_dir)
@@ -222,7 +242,7 @@ def test_a_policy_shares_a_bucket_with_another_owner_and_deny_wins(srv, alice, b
     before = state(alice, b)
     for name, fn in {**reads(bob, b, uid), **writes(bob, b, uid, b)}.items():
         denied(fn)
-    assert history(srv, f"buckets/{b}/checkpoint", BOB_KEY, BOB_SECRET) == 403
+    assert proofs(srv, b, BOB_KEY, BOB_SECRET) == {403}
     assert state(alice, b) == before
     policy = {
         "Version": "2012-10-17",
@@ -239,7 +259,7 @@ def test_a_policy_shares_a_bucket_with_another_owner_and_deny_wins(srv, alice, b
     assert bob.get_object(Bucket=b, Key="doc")["Body"].read() == b"v2"
     assert [o["Key"] for o in bob.list_objects_v2(Bucket=b)["Contents"]] == ["doc", "secret/plans"]
     bob.put_object(Bucket=b, Key="from-bob", Body=b"shared")
-    assert history(srv, f"buckets/{b}/checkpoint", BOB_KEY, BOB_SECRET) == 200
+    assert proofs(srv, b, BOB_KEY, BOB_SECRET) == {200}
     # The explicit Deny beats the Allow on the secret prefix.
     denied(lambda: bob.get_object(Bucket=b, Key="secret/plans"))
     denied(lambda: bob.put_object(Bucket=b, Key="secret/plans", Body=b"overwritten"))
