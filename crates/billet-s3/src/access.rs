@@ -329,7 +329,18 @@ impl Access {
             S3Path::Root => return Ok(()),
         };
         let version = query_param(cx.uri(), "versionId");
-        let conditions = context(cx, key.as_deref(), op);
+        // Condition keys are for policies: built only for a bucket (or a
+        // copy's source) that has one.
+        let copy = COPY_OPS.contains(&op).then(|| copy_source(cx)).flatten();
+        let mut with_policy = self.authz.has_policy(&bucket).await?;
+        if let Some((src, _, _)) = &copy {
+            with_policy |= self.authz.has_policy(src).await?;
+        }
+        let conditions = if with_policy {
+            context(cx, key.as_deref(), op)
+        } else {
+            Context::new()
+        };
         let act = action(op, version.is_some());
         let decision = self
             .authz
@@ -349,9 +360,7 @@ impl Access {
         {
             crate::bucket_config::object_acl_of_headers(&access, cx.headers())?;
         }
-        if COPY_OPS.contains(&op)
-            && let Some((src_bucket, src_key, src_version)) = copy_source(cx)
-        {
+        if let Some((src_bucket, src_key, src_version)) = copy {
             let act = action("GetObject", src_version.is_some());
             let decision = self
                 .authz

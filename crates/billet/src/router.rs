@@ -371,12 +371,21 @@ pub async fn handle(
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let host = req
+    // Only preflights, form uploads and requests from a page need the
+    // bucket named here; the rest leave it to s3s.
+    let origin_headers = req
         .headers()
-        .get(hyper::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let bucket = billet_s3::bucket_of(app.domain.as_ref(), host.as_deref(), &path);
+        .contains_key(hyper::header::ORIGIN)
+        .then(|| req.headers().clone());
+    let bucket = (method == Method::OPTIONS || origin_headers.is_some() || is_form_post(&req))
+        .then(|| {
+            let host = req
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|v| v.to_str().ok());
+            billet_s3::bucket_of(app.domain.as_ref(), host, &path)
+        })
+        .flatten();
     if method == Method::OPTIONS {
         let mut resp = preflight(&app, bucket.as_deref(), req.headers(), &rid).await;
         if !http_body::Body::is_end_stream(req.body()) {
@@ -391,10 +400,6 @@ pub async fn handle(
         );
         return Ok(resp);
     }
-    let origin_headers = req
-        .headers()
-        .contains_key(hyper::header::ORIGIN)
-        .then(|| req.headers().clone());
     if is_form_post(&req) {
         let resp = form_upload(&app, peer, bucket.as_deref(), req, &rid).await;
         let status = resp.status().as_u16();

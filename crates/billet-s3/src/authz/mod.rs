@@ -148,6 +148,15 @@ impl Authorizer {
         Ok(access)
     }
 
+    /// Whether the bucket has a policy (whose conditions need the
+    /// request's condition keys).
+    pub async fn has_policy(&self, bucket: &str) -> S3Result<bool> {
+        Ok(self
+            .bucket(bucket)
+            .await?
+            .is_some_and(|b| b.policy.is_some()))
+    }
+
     /// The owner of `bucket`, `None` if there is no such bucket.
     pub async fn bucket_owner(&self, bucket: &str) -> S3Result<Option<String>> {
         Ok(self.bucket(bucket).await?.map(|b| b.owner.clone()))
@@ -194,9 +203,13 @@ impl Authorizer {
         context: &Context,
     ) -> S3Result<Decision> {
         let access = self.bucket(bucket).await?;
+        // A key acting as the bucket's owner needs no grant: skip the
+        // lookup on the common path.
+        let owner =
+            key.is_some_and(|k| !k.limited && access.as_ref().is_some_and(|a| a.owner == k.owner));
         let grants = match key {
-            Some(k) => self.grants(&k.id).await?,
-            None => Arc::from(Vec::new()),
+            Some(k) if !owner => self.grants(&k.id).await?,
+            _ => Arc::from(Vec::new()),
         };
         let caller = Caller {
             key,
