@@ -314,7 +314,7 @@ pub enum AclOf {
 /// An ACL from a canned name or grant headers (what PutBucketAcl,
 /// CreateBucket, PutObject, CopyObject, CreateMultipartUpload and
 /// PutObjectAcl carry); `None` if neither is given.
-pub fn acl_from_headers(
+fn acl_from_headers(
     of: AclOf,
     canned: Option<&str>,
     grants: [(Option<&str>, AclPermission); 5],
@@ -420,33 +420,23 @@ pub async fn put_bucket_acl(
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let i = &req.input;
     let access = existing(authz, &i.bucket).await?;
-    let from_headers = acl_from_headers(
+    let from_headers = acl_of(
         AclOf::Bucket,
         i.acl.as_ref().map(BucketCannedACL::as_str),
         [
-            (i.grant_read.as_deref(), AclPermission::Read),
-            (i.grant_write.as_deref(), AclPermission::Write),
-            (i.grant_read_acp.as_deref(), AclPermission::ReadAcp),
-            (i.grant_write_acp.as_deref(), AclPermission::WriteAcp),
-            (i.grant_full_control.as_deref(), AclPermission::FullControl),
+            i.grant_read.as_deref(),
+            i.grant_write.as_deref(),
+            i.grant_read_acp.as_deref(),
+            i.grant_write_acp.as_deref(),
+            i.grant_full_control.as_deref(),
         ],
     )?;
-    let acl = match (from_headers, &i.access_control_policy) {
-        (Some(_), Some(_)) => {
-            return Err(s3_error!(
-                UnexpectedContent,
-                "This request does not support content together with ACL headers"
-            ));
-        }
-        (Some(acl), None) => acl,
-        (None, Some(body)) => acl_from_body(AclOf::Bucket, &access.owner, body)?,
-        (None, None) => {
-            return Err(s3_error!(
-                MissingSecurityHeader,
-                "Your request was missing a required header: an ACL, grant headers or a body"
-            ));
-        }
-    };
+    let acl = headers_or_body(
+        AclOf::Bucket,
+        &access.owner,
+        from_headers,
+        i.access_control_policy.as_ref(),
+    )?;
     store_acl(authz, &i.bucket, &acl).await?;
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
@@ -499,7 +489,8 @@ pub async fn put_object_acl(
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let i = &req.input;
     let access = existing(authz, &i.bucket).await?;
-    let from_headers = object_acl(
+    let from_headers = acl_of(
+        AclOf::Object,
         i.acl.as_ref().map(ObjectCannedACL::as_str),
         [
             i.grant_read.as_deref(),
@@ -509,22 +500,12 @@ pub async fn put_object_acl(
             i.grant_full_control.as_deref(),
         ],
     )?;
-    let acl = match (from_headers, &i.access_control_policy) {
-        (Some(_), Some(_)) => {
-            return Err(s3_error!(
-                UnexpectedContent,
-                "This request does not support content together with ACL headers"
-            ));
-        }
-        (Some(acl), None) => acl,
-        (None, Some(body)) => acl_from_body(AclOf::Object, &access.owner, body)?,
-        (None, None) => {
-            return Err(s3_error!(
-                MissingSecurityHeader,
-                "Your request was missing a required header: an ACL, grant headers or a body"
-            ));
-        }
-    };
+    let acl = headers_or_body(
+        AclOf::Object,
+        &access.owner,
+        from_headers,
+        i.access_control_policy.as_ref(),
+    )?;
     check_object_acl(&access, &acl)?;
     let version_id = engine
         .set_acl(
@@ -539,12 +520,12 @@ pub async fn put_object_acl(
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
 
-/// An object's ACL from `x-amz-acl` and the five grant headers (read,
-/// write, read-acp, write-acp, full-control).
-pub fn object_acl(canned: Option<&str>, grants: [Option<&str>; 5]) -> S3Result<Option<Acl>> {
+/// An ACL from a canned name and the five grant headers (read, write,
+/// read-acp, write-acp, full-control); `None` if none is given.
+pub fn acl_of(of: AclOf, canned: Option<&str>, grants: [Option<&str>; 5]) -> S3Result<Option<Acl>> {
     let [read, write, read_acp, write_acp, full] = grants;
     acl_from_headers(
-        AclOf::Object,
+        of,
         canned,
         [
             (read, AclPermission::Read),
@@ -554,6 +535,33 @@ pub fn object_acl(canned: Option<&str>, grants: [Option<&str>; 5]) -> S3Result<O
             (full, AclPermission::FullControl),
         ],
     )
+}
+
+/// An object's ACL from `x-amz-acl` and the five grant headers.
+pub fn object_acl(canned: Option<&str>, grants: [Option<&str>; 5]) -> S3Result<Option<Acl>> {
+    acl_of(AclOf::Object, canned, grants)
+}
+
+/// The ACL a Put(Bucket|Object)Acl sets: from its headers or its body,
+/// not both, not neither.
+fn headers_or_body(
+    of: AclOf,
+    owner: &str,
+    from_headers: Option<Acl>,
+    body: Option<&AccessControlPolicy>,
+) -> S3Result<Acl> {
+    match (from_headers, body) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            UnexpectedContent,
+            "This request does not support content together with ACL headers"
+        )),
+        (Some(acl), None) => Ok(acl),
+        (None, Some(body)) => acl_from_body(of, owner, body),
+        (None, None) => Err(s3_error!(
+            MissingSecurityHeader,
+            "Your request was missing a required header: an ACL, grant headers or a body"
+        )),
+    }
 }
 
 /// The headers' object ACL, if any, refused where the bucket's ownership

@@ -7,7 +7,7 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 use crate::access::RequestKey;
 use crate::authz::Authorizer;
-use crate::authz::bucket_access::{self, Permission as AclPermission};
+use crate::authz::bucket_access;
 use crate::error::to_s3;
 use crate::util::timestamp;
 use crate::{bucket_config, copy, delete, get, listing, multipart, put, tagging};
@@ -100,15 +100,15 @@ impl S3 for BilletS3 {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let owner = Self::owner(&req)?;
         let i = &req.input;
-        let acl = bucket_config::acl_from_headers(
+        let acl = bucket_config::acl_of(
             bucket_config::AclOf::Bucket,
             i.acl.as_ref().map(BucketCannedACL::as_str),
             [
-                (i.grant_read.as_deref(), AclPermission::Read),
-                (i.grant_write.as_deref(), AclPermission::Write),
-                (i.grant_read_acp.as_deref(), AclPermission::ReadAcp),
-                (i.grant_write_acp.as_deref(), AclPermission::WriteAcp),
-                (i.grant_full_control.as_deref(), AclPermission::FullControl),
+                i.grant_read.as_deref(),
+                i.grant_write.as_deref(),
+                i.grant_read_acp.as_deref(),
+                i.grant_write_acp.as_deref(),
+                i.grant_full_control.as_deref(),
             ],
         )?;
         let ownership = match &i.object_ownership {
