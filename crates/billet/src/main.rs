@@ -340,7 +340,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve => {
-            malloc::limit_arenas();
+            malloc::tune();
             serve(&cli.overrides)
         }
         Command::Keys(cmd) => keys_command(&cli.overrides, cmd),

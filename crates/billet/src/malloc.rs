@@ -4,42 +4,65 @@
 //! own (up to 8 per core) and keeps what those arenas free. Measured under
 //! 64 connections of 4 KiB PUT and GET: ~108 MiB RSS for ~41 MiB of live
 //! heap with the default, ~64 MiB with two arenas and the same throughput
-//! (mimalloc, tried instead, peaked at ~148 MiB). The arena limit can only
-//! be set before the first allocation, through `GLIBC_TUNABLES`, so the
-//! server re-executes itself once with it set. (`mallopt` would do it in
-//! process, but the workspace forbids `unsafe`.)
+//! (mimalloc, tried instead, peaked at ~148 MiB).
+//!
+//! glibc also raises its mmap threshold each time a large mmapped block is
+//! freed (up to 32 MiB), and its trim threshold with it. After the server
+//! has freed a few 1 MiB chunk buffers, every later buffer up to 32 MiB
+//! (hash-map growth of the hot block locations, run builds and merges)
+//! comes from an arena and, once freed, stays in the process. Fixing both
+//! thresholds at 4 MiB keeps 1 MiB chunk buffers in the arenas (mmapping
+//! each one cost a third more CPU per PUT) while larger buffers go back to
+//! the kernel when freed.
+//!
+//! These can only be set before the first allocation, through
+//! `GLIBC_TUNABLES`, so the server re-executes itself once with them set.
+//! (`mallopt` would do it in process, but the workspace forbids `unsafe`.)
 
-/// The tunable and the value the server runs with.
+/// The tunables the server runs with.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const ARENA_MAX: &str = "glibc.malloc.arena_max";
+const TUNABLES: [(&str, &str); 3] = [
+    ("glibc.malloc.arena_max", "2"),
+    ("glibc.malloc.mmap_threshold", "4194304"),
+    ("glibc.malloc.trim_threshold", "4194304"),
+];
 
-/// Re-executes the process with two malloc arenas unless `GLIBC_TUNABLES`
-/// already says how many. Returns only if nothing needed doing or the
-/// re-exec failed (the server then runs with glibc's defaults).
+/// Re-executes the process with [`TUNABLES`] unless `GLIBC_TUNABLES`
+/// already names them (an operator's own setting wins). Returns only if
+/// nothing needed doing or the re-exec failed (the server then runs with
+/// glibc's defaults).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn limit_arenas() {
+pub fn tune() {
     use std::os::unix::process::CommandExt;
 
     let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    if current.contains(ARENA_MAX) {
+    let missing: Vec<String> = TUNABLES
+        .iter()
+        .filter(|(name, _)| !current.contains(name))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    // The re-executed process finds all of them set and returns here.
+    if missing.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let tunables = if current.is_empty() {
-        format!("{ARENA_MAX}=2")
-    } else {
-        format!("{current}:{ARENA_MAX}=2")
-    };
+    let tunables = std::iter::once(current.as_str())
+        .filter(|c| !c.is_empty())
+        .chain(missing.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(":");
     let mut args = std::env::args_os();
     let mut cmd = std::process::Command::new(exe);
     if let Some(arg0) = args.next() {
         cmd.arg0(arg0);
     }
-    let err = cmd.args(args).env("GLIBC_TUNABLES", tunables).exec();
-    eprintln!("billet: could not re-execute with {ARENA_MAX}=2 ({err}); using malloc defaults");
+    let err = cmd.args(args).env("GLIBC_TUNABLES", &tunables).exec();
+    eprintln!(
+        "billet: could not re-execute with GLIBC_TUNABLES={tunables} ({err}); using malloc defaults"
+    );
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn limit_arenas() {}
+pub fn tune() {}
