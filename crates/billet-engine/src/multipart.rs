@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use billet_block::{Block, validate_key};
-use billet_index::{Part, PartPage, Upload, UploadPage, UploadQuery};
+use billet_index::{ObjectVersion, Part, PartPage, Upload, UploadPage, UploadQuery, VersionQuery};
 use billet_records::{ChecksumType, MAX_PARTS, Manifest};
 use billet_unixfs::{
     ChecksumAlgorithm, ChecksumValue, FileLayout, Link, combine_full_object, composite_checksum,
@@ -114,6 +114,9 @@ pub struct CompletedPart {
     /// `x-amz-checksum-*` values the client gave for the part, base64.
     pub checksums: Vec<(ChecksumAlgorithm, String)>,
 }
+
+/// How many of a key's newest versions a retried Complete looks through.
+const RETRY_LOOKBACK: usize = 100;
 
 /// A completed upload.
 #[derive(Debug, Clone)]
@@ -334,12 +337,21 @@ impl Engine {
                 "an upload has at most {MAX_PARTS} parts"
             )));
         }
-        if chosen.windows(2).any(|w| w[0].number >= w[1].number) {
+        // A number listed twice (a part sent again while the first send
+        // was in flight) counts once, as listed last; the stored part is
+        // whichever write finished last.
+        if chosen.windows(2).any(|w| w[0].number > w[1].number) {
             return Err(EngineError::InvalidPartOrder);
         }
+        let chosen: Vec<&CompletedPart> = chosen
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| chosen.get(i + 1).is_none_or(|next| next.number != c.number))
+            .map(|(_, c)| c)
+            .collect();
         let stored = self.all_parts(bucket, &upload.upload_id).await?;
         let mut parts = Vec::with_capacity(chosen.len());
-        for c in chosen {
+        for c in &chosen {
             let Some(p) = stored.get(&c.number) else {
                 // An Abort that won the race took the parts with it.
                 if self
@@ -457,6 +469,7 @@ impl Engine {
         let mut manifest = Manifest::new(&upload.key, root.cid, size, etag, [0; 32], now);
         manifest.sha256 = None;
         manifest.parts = parts.iter().map(|p| p.size).collect();
+        manifest.upload = Some(upload.upload_id.clone());
         upload.meta.clone().apply(&mut manifest);
         if let Some((kind, value)) = &checksum {
             manifest.checksums.insert(
@@ -498,6 +511,55 @@ impl Engine {
             (kind, text)
         });
         Ok(CompleteOutcome { put, checksum })
+    }
+
+    /// The version an upload already completed into, if it is still among
+    /// the key's newest versions: what a retried Complete answers with.
+    pub async fn completed_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<ObjectVersion>, EngineError> {
+        let from_upload = |v: &ObjectVersion| v.manifest.upload.as_deref() == Some(upload_id);
+        match self.inner.index.object(bucket, key, None).await? {
+            Some(v) if from_upload(&v) => return Ok(Some(v)),
+            Some(v) if v.manifest.version_id.is_none() && v.manifest.prev.is_none() => {
+                return Ok(None);
+            }
+            None => return Ok(None),
+            Some(_) => {}
+        }
+        let page = self
+            .inner
+            .index
+            .list_versions(
+                bucket,
+                &VersionQuery {
+                    prefix: key.to_string(),
+                    delimiter: None,
+                    key_marker: None,
+                    version_id_marker: None,
+                    max_keys: RETRY_LOOKBACK,
+                },
+            )
+            .await?;
+        for s in page
+            .versions
+            .iter()
+            .filter(|s| s.key == key && !s.delete_marker)
+        {
+            if let Some(v) = self
+                .inner
+                .index
+                .object(bucket, key, Some(&s.version_id))
+                .await?
+                && from_upload(&v)
+            {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     }
 
     /// Abandons an upload; its parts' blocks become garbage.

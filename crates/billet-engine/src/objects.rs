@@ -219,11 +219,25 @@ impl Engine {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<DeleteOutcome, EngineError> {
+        self.delete_if(bucket, key, version_id, None).await
+    }
+
+    /// A delete that happens only if `condition` holds over the version it
+    /// would remove (or hide), checked in the pipeline against the state
+    /// the delete commits on.
+    pub async fn delete_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        condition: Option<Condition>,
+    ) -> Result<DeleteOutcome, EngineError> {
         validate_key(key.as_bytes())?;
         let handle = self.handle(bucket);
         let mutation = Mutation::Delete {
             key: key.to_string(),
             version_id: version_id.map(str::to_string),
+            condition,
         };
         match pipeline::submit(&self.inner, &handle, mutation).await? {
             Outcome::Delete {
@@ -277,6 +291,7 @@ impl Engine {
         manifest.key = dst_key.to_string();
         manifest.version_id = None;
         manifest.prev = None;
+        manifest.upload = None;
         let now = now_ms();
         manifest.created = now;
         manifest.modified = now;

@@ -92,6 +92,10 @@ pub struct Manifest {
     /// The previous version's manifest, when versioning keeps history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev: Option<Cid>,
+    /// The multipart upload this version was completed from, so that a
+    /// retried CompleteMultipartUpload can be answered with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -152,6 +156,7 @@ impl Manifest {
             created: now_ms,
             modified: now_ms,
             prev: None,
+            upload: None,
         }
     }
 
@@ -196,6 +201,15 @@ impl Manifest {
             && (v.is_empty() || v.len() > 1024)
         {
             return Err(invalid(RECORD, "versionId", "must be 1..=1024 bytes"));
+        }
+        if let Some(u) = &self.upload
+            && (u.is_empty() || u.len() > 1024 || self.parts.is_empty())
+        {
+            return Err(invalid(
+                RECORD,
+                "upload",
+                "must be 1..=1024 bytes, on a multipart version",
+            ));
         }
         if self.created < 0 || self.modified < self.created {
             return Err(invalid(

@@ -37,6 +37,37 @@ impl OpSlot {
 /// Longest presigned URL lifetime AWS accepts (7 days).
 const MAX_PRESIGN_SECS: u64 = 7 * 24 * 3600;
 
+/// What is wrong with a presigned URL's `X-Amz-Expires`, if anything: it
+/// must be a whole number of seconds from 1 to 7 days. Checked before the
+/// signature, so that a malformed lifetime is told apart (400
+/// AuthorizationQueryParametersError) from an expired URL (403
+/// AccessDenied, from the signature check).
+pub fn presigned_expiry_error(query: Option<&str>) -> Option<&'static str> {
+    let query = query?;
+    let mut presigned = false;
+    let mut expires = None;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "X-Amz-Algorithm" => presigned = true,
+            "X-Amz-Expires" => expires = Some(v),
+            _ => {}
+        }
+    }
+    if !presigned {
+        return None;
+    }
+    match expires.map(|v| v.parse::<u64>()) {
+        None => Some("X-Amz-Expires must be given with a presigned URL"),
+        Some(Ok(secs)) if (1..=MAX_PRESIGN_SECS).contains(&secs) => None,
+        Some(Ok(0)) => Some("X-Amz-Expires must be non-negative and not zero"),
+        Some(Ok(_)) => Some(
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
+        ),
+        Some(Err(_)) => Some("X-Amz-Expires should be a number"),
+    }
+}
+
 /// Operations whose body streams into the log instead of being buffered.
 const STREAMING_OPS: [&str; 2] = ["PutObject", "UploadPart"];
 
@@ -63,8 +94,7 @@ fn sigv2_refused() -> S3Error {
     )
 }
 
-/// SigV2 in any form (header, query, POST policy field) is refused, and a
-/// presigned URL may live at most 7 days.
+/// SigV2 in any form (header, query, POST policy field) is refused.
 fn check_signature_version(cx: &S3AccessContext<'_>) -> S3Result<()> {
     if let Some(auth) = cx.headers().get("authorization")
         && auth.as_bytes().starts_with(b"AWS ")
@@ -75,19 +105,10 @@ fn check_signature_version(cx: &S3AccessContext<'_>) -> S3Result<()> {
     let mut v4 = false;
     let mut v2 = false;
     for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = pair.split_once('=').map_or(pair, |(k, _)| k);
         match k {
             "X-Amz-Algorithm" => v4 = true,
             "AWSAccessKeyId" | "Signature" => v2 = true,
-            "X-Amz-Expires" => match v.parse::<u64>() {
-                Ok(secs) if secs <= MAX_PRESIGN_SECS => {}
-                _ => {
-                    return Err(s3_error!(
-                        AuthorizationQueryParametersError,
-                        "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds"
-                    ));
-                }
-            },
             _ => {}
         }
     }
@@ -353,7 +374,7 @@ impl Access {
             )
             .await?;
         if decision == Decision::Deny {
-            return Err(denied());
+            return Err(self.refusal(&bucket).await?);
         }
         if ACL_WRITING_OPS.contains(&op)
             && let Some(access) = self.authz.bucket(&bucket).await?
@@ -373,10 +394,20 @@ impl Access {
                 )
                 .await?;
             if decision == Decision::Deny {
-                return Err(denied());
+                return Err(self.refusal(&src_bucket).await?);
             }
         }
         Ok(())
+    }
+
+    /// Why a request on `bucket` is refused: as S3 does, a bucket that does
+    /// not exist is said not to, whoever asks (so a client can tell a typo
+    /// from a permission); an existing one is AccessDenied.
+    async fn refusal(&self, bucket: &str) -> S3Result<S3Error> {
+        Ok(match self.authz.bucket(bucket).await? {
+            None => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
+            Some(_) => denied(),
+        })
     }
 }
 

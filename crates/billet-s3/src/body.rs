@@ -103,6 +103,14 @@ impl BodyClaims {
     }
 }
 
+/// What a PUT or UploadPart request brings besides its input fields.
+pub(crate) struct Incoming<'a> {
+    pub body: Option<StreamingBlob>,
+    pub headers: &'a http::HeaderMap,
+    pub extensions: &'a http::Extensions,
+    pub trailing: Option<s3s::TrailingHeaders>,
+}
+
 /// Streams a request body into the log, computing every checksum the
 /// request names (and `also`), then checks it against the claims: length
 /// (IncompleteBody), Content-MD5 and checksums (BadDigest). A failed check
@@ -110,12 +118,16 @@ impl BodyClaims {
 pub(crate) async fn receive_body(
     engine: &Engine,
     bucket: &billet_engine::BucketState,
-    body: Option<StreamingBlob>,
+    req: Incoming<'_>,
     claims: &BodyClaims,
-    headers: &http::HeaderMap,
-    trailing: Option<s3s::TrailingHeaders>,
     also: Option<ChecksumAlgorithm>,
 ) -> S3Result<StagedBody> {
+    let Incoming {
+        body,
+        headers,
+        extensions,
+        trailing,
+    } = req;
     let mut algos = claims.algorithms(headers)?;
     if let Some(a) = also {
         algos.push(a);
@@ -123,11 +135,26 @@ pub(crate) async fn receive_body(
         algos.dedup();
     }
     let md5 = claims.content_md5.as_deref().map(content_md5).transpose()?;
-    let body = body.ok_or_else(|| s3_error!(IncompleteBody, "The request body is missing"))?;
+    let set_aside = crate::unsized_body::take(extensions);
+    let length_unknown = set_aside.is_some();
+    let body = set_aside
+        .or(body)
+        .ok_or_else(|| s3_error!(IncompleteBody, "The request body is missing"))?;
     let staged = engine
         .stage_body(bucket, body, &algos)
         .await
         .map_err(to_s3)?;
+    // s3s checked the signature but, without a length, not the payload
+    // hash it covers.
+    if length_unknown
+        && let Some(signed) = headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| hex::decode(v).ok())
+        && signed != staged.ingested.sha256
+    {
+        return Err(crate::request_body::sha256_mismatch());
+    }
     if let Some(len) = claims.content_length
         && staged.ingested.size() != len as u64
     {

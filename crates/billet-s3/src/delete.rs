@@ -1,11 +1,10 @@
 //! DeleteObject and DeleteObjects (one commit for the whole request).
 
-use billet_engine::Engine;
+use billet_engine::{Condition, Engine};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::error::to_s3;
-use crate::get::etag_matches;
 
 pub(crate) async fn delete_object(
     engine: &Engine,
@@ -13,25 +12,32 @@ pub(crate) async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let i = req.input;
     engine.bucket(&i.bucket).await.map_err(to_s3)?;
-    if let Some(cond) = &i.if_match {
-        let current = engine.object(&i.bucket, &i.key, None).await;
-        let ok = match current {
-            Ok(v) => !v.is_delete_marker() && etag_matches(cond, v.etag()),
-            Err(_) => false,
-        };
-        if !ok {
-            return Err(s3_error!(
-                PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold"
-            ));
+    // `If-Match: *` only asks that the object exist.
+    let condition = match &i.if_match {
+        None => None,
+        Some(ETagCondition::ETag(e)) => Some(Condition::IfMatch(e.value().to_string())),
+        Some(ETagCondition::Any) => {
+            let live = engine
+                .object(&i.bucket, &i.key, i.version_id.as_deref())
+                .await;
+            match live {
+                Ok(v) if !v.is_delete_marker() => Some(Condition::IfMatch(v.etag().to_string())),
+                _ => {
+                    return Err(s3_error!(
+                        PreconditionFailed,
+                        "At least one of the pre-conditions you specified did not hold"
+                    ));
+                }
+            }
         }
-    }
+    };
     let out = engine
-        .delete(&i.bucket, &i.key, i.version_id.as_deref())
+        .delete_if(&i.bucket, &i.key, i.version_id.as_deref(), condition)
         .await
         .map_err(to_s3)?;
+    // S3 says whether a delete marker was involved even when none was.
     Ok(S3Response::new(DeleteObjectOutput {
-        delete_marker: out.delete_marker.then_some(true),
+        delete_marker: Some(out.delete_marker),
         version_id: out.version_id,
         ..Default::default()
     }))

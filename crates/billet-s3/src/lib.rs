@@ -23,6 +23,7 @@ mod request_body;
 mod s3;
 mod sigv4;
 mod tagging;
+pub mod unsized_body;
 mod util;
 
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
-pub use access::{Access, ClientAddr, OpSlot, RequestKey};
+pub use access::{Access, ClientAddr, OpSlot, RequestKey, presigned_expiry_error};
 pub use auth::Keys;
 pub use authz::bucket_access;
 pub use authz::{Authorizer, Decision, decide};

@@ -24,6 +24,12 @@ pub(crate) fn enc(url: bool, s: String) -> String {
     if url { url_encode(&s) } else { s }
 }
 
+/// The delimiter a listing names in its answer: an empty one is no
+/// delimiter, and S3 does not name it.
+fn echoed(delimiter: Option<String>, url: bool) -> Option<String> {
+    delimiter.filter(|d| !d.is_empty()).map(|d| enc(url, d))
+}
+
 fn object(o: ObjectSummary, url: bool, owner: Option<&Owner>) -> Object {
     Object {
         key: Some(enc(url, o.key)),
@@ -80,7 +86,7 @@ pub(crate) async fn list_objects_v2(
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
         prefix: Some(enc(url, i.prefix.unwrap_or_default())),
-        delimiter: i.delimiter.map(|d| enc(url, d)),
+        delimiter: echoed(i.delimiter, url),
         max_keys: Some(max as i32),
         key_count: Some(key_count),
         is_truncated: Some(page.truncated),
@@ -120,7 +126,7 @@ pub(crate) async fn list_objects(
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket),
         prefix: Some(enc(url, i.prefix.unwrap_or_default())),
-        delimiter: i.delimiter.map(|d| enc(url, d)),
+        delimiter: echoed(i.delimiter, url),
         marker: Some(enc(url, i.marker.unwrap_or_default())),
         max_keys: Some(max as i32),
         is_truncated: Some(page.truncated),
@@ -187,7 +193,7 @@ pub(crate) async fn list_object_versions(
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(i.bucket),
         prefix: Some(enc(url, i.prefix.unwrap_or_default())),
-        delimiter: i.delimiter.map(|d| enc(url, d)),
+        delimiter: echoed(i.delimiter, url),
         key_marker: Some(enc(url, i.key_marker.unwrap_or_default())),
         version_id_marker: Some(i.version_id_marker.unwrap_or_default()),
         max_keys: Some(max as i32),

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use billet_engine::UploadQuery;
-use billet_engine::{CompletedPart, Engine, UploadChecksum};
+use billet_engine::{CompletedPart, Engine, EngineError, UploadChecksum};
 use billet_records::MAX_PARTS;
 use billet_unixfs::ChecksumAlgorithm;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use crate::body::{BodyClaims, receive_body};
+use crate::body::{BodyClaims, Incoming, receive_body};
 use crate::checksums::Checksums;
 use crate::copy::{check_copy_source, copy_source};
 use crate::error::to_s3;
@@ -147,6 +147,7 @@ pub(crate) async fn upload_part(
     let S3Request {
         input,
         headers,
+        extensions,
         trailing_headers,
         ..
     } = req;
@@ -184,13 +185,17 @@ pub(crate) async fn upload_part(
     };
     // The upload's own algorithm is always computed, so Complete can
     // form the object's checksum whatever the client sent with the part.
+    let incoming = Incoming {
+        body: input.body,
+        headers: &headers,
+        extensions: &extensions,
+        trailing: trailing_headers,
+    };
     let staged = receive_body(
         engine,
         &bucket,
-        input.body,
+        incoming,
         &claims,
-        &headers,
-        trailing_headers,
         upload.checksum.map(|c| c.algorithm()),
     )
     .await?;
@@ -303,10 +308,22 @@ pub(crate) async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let i = req.input;
     engine.bucket(&i.bucket).await.map_err(to_s3)?;
-    let upload = engine
-        .upload(&i.bucket, &i.key, &i.upload_id)
-        .await
-        .map_err(to_s3)?;
+    let upload = match engine.upload(&i.bucket, &i.key, &i.upload_id).await {
+        Ok(u) => u,
+        // SDKs retry a Complete whose answer was lost: the upload is gone
+        // but its version answers the retry as the first Complete did.
+        Err(EngineError::NoSuchUpload(_)) => {
+            if let Some(v) = engine
+                .completed_upload(&i.bucket, &i.key, &i.upload_id)
+                .await
+                .map_err(to_s3)?
+            {
+                return Ok(completed(&i.bucket, &i.key, &v.manifest));
+            }
+            return Err(to_s3(EngineError::NoSuchUpload(i.upload_id.clone())));
+        }
+        Err(e) => return Err(to_s3(e)),
+    };
     let cond = condition(i.if_match.clone(), i.if_none_match.clone())?;
     let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     let mut chosen = Vec::with_capacity(listed.len());
@@ -346,25 +363,22 @@ pub(crate) async fn complete(
         .complete_upload(&i.bucket, &upload, &chosen, cond)
         .await
         .map_err(to_s3)?;
-    let mut c = Checksums::default();
-    let mut checksum_type = None;
-    if let Some((kind, text)) = out.checksum {
-        let s = Some(text);
-        match kind.algorithm() {
-            ChecksumAlgorithm::Crc32 => c.crc32 = s,
-            ChecksumAlgorithm::Crc32c => c.crc32c = s,
-            ChecksumAlgorithm::Crc64Nvme => c.crc64nvme = s,
-            ChecksumAlgorithm::Sha1 => c.sha1 = s,
-            ChecksumAlgorithm::Sha256 => c.sha256 = s,
-        }
-        checksum_type = checksum_dto(Some(kind)).1;
-    }
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
-        bucket: Some(i.bucket.clone()),
-        key: Some(i.key.clone()),
-        location: Some(format!("/{}/{}", i.bucket, url_encode(&i.key))),
-        e_tag: Some(etag(&out.put.manifest.etag)),
-        version_id: out.put.version_id,
+    Ok(completed(&i.bucket, &i.key, &out.put.manifest))
+}
+
+/// Complete's answer, from the version it made (a retry gets the same).
+fn completed(
+    bucket: &str,
+    key: &str,
+    m: &billet_records::Manifest,
+) -> S3Response<CompleteMultipartUploadOutput> {
+    let (c, checksum_type) = Checksums::of(m);
+    S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(bucket.to_string()),
+        key: Some(key.to_string()),
+        location: Some(format!("/{bucket}/{}", url_encode(key))),
+        e_tag: Some(etag(&m.etag)),
+        version_id: m.version_id.clone(),
         checksum_crc32: c.crc32,
         checksum_crc32c: c.crc32c,
         checksum_crc64nvme: c.crc64nvme,
@@ -372,7 +386,7 @@ pub(crate) async fn complete(
         checksum_sha256: c.sha256,
         checksum_type,
         ..Default::default()
-    }))
+    })
 }
 
 pub(crate) async fn abort(

@@ -8,7 +8,7 @@ use billet_unixfs::ChecksumAlgorithm;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use crate::body::{BodyClaims, receive_body};
+use crate::body::{BodyClaims, Incoming, receive_body};
 use crate::checksums::Checksums;
 use crate::error::to_s3;
 use crate::util::{etag, http_date, parse_tagging_header};
@@ -31,7 +31,7 @@ impl SystemHeaders {
     ) -> ObjectMeta {
         ObjectMeta {
             content_type: self.content_type,
-            content_encoding: self.content_encoding,
+            content_encoding: self.content_encoding.and_then(stored_encoding),
             content_disposition: self.content_disposition,
             content_language: self.content_language,
             cache_control: self.cache_control,
@@ -45,6 +45,18 @@ impl SystemHeaders {
             acl: BTreeMap::new(),
         }
     }
+}
+
+/// The `Content-Encoding` an object keeps: `aws-chunked` says how this
+/// request's body was framed, not how the object is encoded, so S3 drops
+/// it (`gzip, aws-chunked` is stored as `gzip`).
+fn stored_encoding(e: String) -> Option<String> {
+    let kept: Vec<&str> = e
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// The object ACL a PUT, copy or multipart upload sets: `x-amz-acl` or the
@@ -89,6 +101,7 @@ pub(crate) async fn put_object(
     let S3Request {
         input,
         headers,
+        extensions,
         trailing_headers,
         ..
     } = req;
@@ -143,16 +156,13 @@ pub(crate) async fn put_object(
         .algorithms(&headers)?
         .is_empty()
         .then_some(ChecksumAlgorithm::Crc64Nvme);
-    let staged = receive_body(
-        engine,
-        &bucket,
-        input.body,
-        &claims,
-        &headers,
-        trailing_headers,
-        default,
-    )
-    .await?;
+    let incoming = Incoming {
+        body: input.body,
+        headers: &headers,
+        extensions: &extensions,
+        trailing: trailing_headers,
+    };
+    let staged = receive_body(engine, &bucket, incoming, &claims, default).await?;
     let mut meta = SystemHeaders {
         content_type: input.content_type,
         content_encoding: input.content_encoding,
@@ -182,4 +192,20 @@ pub(crate) async fn put_object(
         size: Some(out.manifest.size as i64),
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_encoding;
+
+    #[test]
+    fn aws_chunked_framing_is_not_an_object_encoding() {
+        let kept = |e: &str| stored_encoding(e.to_string());
+        assert_eq!(kept("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(kept("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(kept("br,  AWS-Chunked , gzip").as_deref(), Some("br, gzip"));
+        assert_eq!(kept("aws-chunked"), None);
+        assert_eq!(kept(" , "), None);
+        assert_eq!(kept("identity").as_deref(), Some("identity"));
+    }
 }

@@ -31,13 +31,7 @@ pub(crate) fn body_error(why: &str) -> S3Error {
             "Your socket connection to the server was not read from or written to within the timeout period."
         )
     } else if why.contains("Sha256Mismatch") {
-        // s3s has no variant for this code.
-        let mut e = S3Error::with_message(
-            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
-            "The provided 'x-amz-content-sha256' header does not match what was computed.",
-        );
-        e.set_status_code(http::StatusCode::BAD_REQUEST);
-        e
+        sha256_mismatch()
     } else if why.contains("SignatureMismatch") {
         s3_error!(
             SignatureDoesNotMatch,
@@ -49,6 +43,17 @@ pub(crate) fn body_error(why: &str) -> S3Error {
             "The request body ended early or failed: {why}"
         )
     }
+}
+
+/// A body whose SHA-256 is not the one its signature covers.
+pub(crate) fn sha256_mismatch() -> S3Error {
+    // s3s has no variant for this code.
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+    e.set_status_code(http::StatusCode::BAD_REQUEST);
+    e
 }
 
 #[cfg(test)]

@@ -9,8 +9,12 @@ use crate::access::RequestKey;
 use crate::authz::Authorizer;
 use crate::authz::bucket_access;
 use crate::error::to_s3;
-use crate::util::timestamp;
+use crate::util::{decode_token, encode_token, timestamp};
 use crate::{bucket_config, copy, delete, get, listing, multipart, put, tagging};
+
+/// The most buckets one ListBuckets page names (S3's bound on
+/// `max-buckets`, and its page without one).
+const MAX_BUCKETS_PAGE: usize = 10_000;
 
 /// billet's S3 front end.
 #[derive(Debug, Clone)]
@@ -72,25 +76,56 @@ impl S3 for BilletS3 {
                     .iter()
                     .any(|g| g.bucket == b.name || (g.bucket == "*" && b.owner == key.owner))
         };
-        let prefix = req.input.prefix.clone().unwrap_or_default();
-        let buckets: Vec<Bucket> = self
-            .engine
-            .list_buckets()
-            .await
-            .map_err(to_s3)?
+        let i = req.input;
+        let max = match i.max_buckets {
+            None => MAX_BUCKETS_PAGE,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_BUCKETS_PAGE).contains(n))
+                .ok_or_else(|| {
+                    s3_error!(InvalidArgument, "max-buckets must be between 1 and 10000")
+                })?,
+        };
+        let after = i
+            .continuation_token
+            .as_deref()
+            .map(decode_token)
+            .transpose()?;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let region_ok = i.bucket_region.as_deref().is_none_or(|r| r == self.region);
+        // In byte order (a database's collation may differ), so that a
+        // page resumes right after the last name it gave.
+        let mut all = self.engine.list_buckets().await.map_err(to_s3)?;
+        all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let mut buckets: Vec<Bucket> = all
             .into_iter()
-            .filter(|b| visible(b) && b.name.starts_with(&prefix))
+            .filter(|b| {
+                region_ok
+                    && visible(b)
+                    && b.name.starts_with(&prefix)
+                    && after.as_deref().is_none_or(|a| b.name.as_str() > a)
+            })
+            .take(max + 1)
             .map(|b| Bucket {
                 name: Some(b.name),
                 creation_date: Some(timestamp(b.created_ms)),
                 bucket_region: Some(self.region.clone()),
             })
             .collect();
+        let next = (buckets.len() > max)
+            .then(|| {
+                buckets.truncate(max);
+                buckets
+                    .last()
+                    .and_then(|b| b.name.as_deref())
+                    .map(encode_token)
+            })
+            .flatten();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
             owner: Some(owner),
-            prefix: req.input.prefix,
-            ..Default::default()
+            prefix: i.prefix,
+            continuation_token: next,
         }))
     }
 
@@ -131,6 +166,13 @@ impl S3 for BilletS3 {
             ));
         }
         match self.engine.bucket(&name).await {
+            // us-east-1 has always answered a repeated create by its owner
+            // with success (and changes nothing); other regions refuse it.
+            Ok(existing) if existing.owner == owner && self.region == "us-east-1" => {
+                return Ok(S3Response::new(CreateBucketOutput {
+                    location: Some(format!("/{name}")),
+                }));
+            }
             Ok(existing) if existing.owner == owner => {
                 return Err(s3_error!(
                     BucketAlreadyOwnedByYou,
@@ -267,6 +309,13 @@ impl S3 for BilletS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         get::head_object(&self.engine, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        get::get_object_attributes(&self.engine, req).await
     }
 
     async fn delete_object(

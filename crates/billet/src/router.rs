@@ -407,6 +407,19 @@ pub async fn handle(
         tracing::debug!(request_id = %rid, %method, %path, status, "form upload");
         return Ok(resp);
     }
+    if let Some(why) = billet_s3::presigned_expiry_error(req.uri().query()) {
+        let mut resp = s3_error(
+            StatusCode::BAD_REQUEST,
+            "AuthorizationQueryParametersError",
+            why,
+            &rid,
+        );
+        if !http_body::Body::is_end_stream(req.body()) {
+            close(&mut resp);
+        }
+        metrics::record_request("Unknown", 400, t0.elapsed().as_secs_f64(), 0, 0);
+        return Ok(resp);
+    }
     let slot = OpSlot::default();
     req.extensions_mut().insert(slot.clone());
     req.extensions_mut().insert(ClientAddr(peer));
@@ -423,6 +436,8 @@ pub async fn handle(
             (Request::from_parts(parts, body), Some(state))
         }
     };
+    let mut req = req;
+    billet_s3::unsized_body::set_aside(&mut req);
     let result = app.s3.call(req).await;
     let mut resp = match result {
         Ok(r) => r,

@@ -6,6 +6,8 @@ use billet_block::Cid;
 use billet_log::Receipt;
 use billet_records::{BucketSettings, Manifest};
 
+use crate::error::EngineError;
+
 /// A write precondition, checked inside the pipeline against the state
 /// the write commits on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +16,24 @@ pub enum Condition {
     IfNoneMatch,
     /// `If-Match: <etag>`: only if the current object has this ETag.
     IfMatch(String),
+}
+
+impl Condition {
+    /// Whether it holds over a key whose live version (none when absent or
+    /// a delete marker) has `etag`.
+    pub(crate) fn check(cond: Option<&Condition>, live: Option<&str>) -> Result<(), EngineError> {
+        match cond {
+            None => Ok(()),
+            Some(Condition::IfNoneMatch) if live.is_none() => Ok(()),
+            Some(Condition::IfNoneMatch) => Err(EngineError::PreconditionFailed(
+                "an object already exists under this key",
+            )),
+            Some(Condition::IfMatch(etag)) if live == Some(etag.as_str()) => Ok(()),
+            Some(Condition::IfMatch(_)) => Err(EngineError::PreconditionFailed(
+                "the object's ETag does not match If-Match",
+            )),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -30,6 +50,8 @@ pub(crate) enum Mutation {
     Delete {
         key: String,
         version_id: Option<String>,
+        /// Checked against the version the delete removes or hides.
+        condition: Option<Condition>,
     },
     /// New tags or ACL for one version (the latest when `version_id` is
     /// `None`).

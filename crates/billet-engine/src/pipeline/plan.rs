@@ -270,6 +270,7 @@ pub(crate) fn plan(
             Mutation::Delete {
                 key,
                 version_id: Some(_),
+                ..
             }
             | Mutation::Rewrite { key, .. } => Some(key),
             _ => None,
@@ -297,19 +298,9 @@ pub(crate) fn plan(
                 }
                 let cur = seen.current(key);
                 let live = cur.as_ref().filter(|c| !c.delete_marker);
-                let ok = match condition {
-                    None => true,
-                    Some(Condition::IfNoneMatch) => live.is_none(),
-                    Some(Condition::IfMatch(etag)) => live.is_some_and(|c| &c.etag == etag),
-                };
-                if !ok {
-                    plan.results
-                        .push(Err(EngineError::PreconditionFailed(match condition {
-                            Some(Condition::IfNoneMatch) => {
-                                "an object already exists under this key"
-                            }
-                            _ => "the object's ETag does not match If-Match",
-                        })));
+                if let Err(e) = Condition::check(condition.as_ref(), live.map(|c| c.etag.as_str()))
+                {
+                    plan.results.push(Err(e));
                     continue;
                 }
                 let version_id = match settings.versioning {
@@ -355,8 +346,15 @@ pub(crate) fn plan(
             Mutation::Delete {
                 key,
                 version_id: None,
+                condition,
             } => {
                 let cur = seen.current(key);
+                let live = cur.as_ref().filter(|c| !c.delete_marker);
+                if let Err(e) = Condition::check(condition.as_ref(), live.map(|c| c.etag.as_str()))
+                {
+                    plan.results.push(Err(e));
+                    continue;
+                }
                 match settings.versioning {
                     Versioning::Unversioned => {
                         if cur.is_some() {
@@ -410,9 +408,18 @@ pub(crate) fn plan(
             Mutation::Delete {
                 key,
                 version_id: Some(vid),
+                condition,
             } => {
                 // Permanently removing one version.
-                match rows.version(key, Some(vid)) {
+                let target = rows.version(key, Some(vid));
+                let etag = target
+                    .filter(|t| !t.is_delete_marker())
+                    .map(|t| t.manifest.etag.as_str());
+                if let Err(e) = Condition::check(condition.as_ref(), etag) {
+                    plan.results.push(Err(e));
+                    continue;
+                }
+                match target {
                     None => Ok(Outcome::Delete {
                         version_id: Some(vid.clone()),
                         delete_marker: false,

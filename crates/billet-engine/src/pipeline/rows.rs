@@ -119,6 +119,7 @@ pub(crate) async fn load(
             Mutation::Delete {
                 key,
                 version_id: None,
+                ..
             } => {
                 loader.latest(key).await?;
                 if versioning == Versioning::Suspended {
@@ -128,6 +129,7 @@ pub(crate) async fn load(
             Mutation::Delete {
                 key,
                 version_id: Some(v),
+                ..
             } => loader.version_chain(key, Some(v)).await?,
             Mutation::Rewrite {
                 key, version_id, ..

@@ -84,7 +84,12 @@ impl Model {
                 self.push(key, v);
                 Expect::Put
             }
-            Op2::Delete { key } => {
+            Op2::Delete { key, if_match } => {
+                if let Some(e) = if_match
+                    && self.live(key).is_none_or(|v| &v.etag != e)
+                {
+                    return Expect::Failed;
+                }
                 if self.versioning == Versioning::Unversioned {
                     self.keys.remove(key);
                     return Expect::Delete { marker: false };
@@ -155,6 +160,8 @@ enum Op2 {
     },
     Delete {
         key: String,
+        /// `If-Match`: only if the live version has this ETag.
+        if_match: Option<String>,
     },
     /// Deletes a version: the version id is resolved when the op runs.
     DeleteVersion {
@@ -311,13 +318,15 @@ fn to_mutation(op: &Op2) -> Mutation {
             receipt: Receipt::default(),
             upload: None,
         },
-        Op2::Delete { key } => Mutation::Delete {
+        Op2::Delete { key, if_match } => Mutation::Delete {
             key: key.clone(),
             version_id: None,
+            condition: if_match.clone().map(Condition::IfMatch),
         },
         Op2::DeleteVersion { key, id } => Mutation::Delete {
             key: key.clone(),
             version_id: Some(id.clone()),
+            condition: None,
         },
         Op2::Retag { key, id, tag } => Mutation::Rewrite {
             key: key.clone(),
@@ -335,7 +344,7 @@ fn to_mutation(op: &Op2) -> Mutation {
 #[derive(Debug, Clone)]
 enum Gen {
     Put(usize, u32, u8),
-    Delete(usize),
+    Delete(usize, u8),
     DeleteVersion(usize, usize),
     Retag(usize, Option<usize>, u32),
     Enable,
@@ -345,7 +354,7 @@ enum Gen {
 fn gen_op() -> impl Strategy<Value = Gen> {
     prop_oneof![
         4 => (0..KEYS.len(), 0u32..50, 0u8..5).prop_map(|(k, n, c)| Gen::Put(k, n, c)),
-        2 => (0..KEYS.len()).prop_map(Gen::Delete),
+        2 => (0..KEYS.len(), 0u8..4).prop_map(|(k, c)| Gen::Delete(k, c)),
         2 => (0..KEYS.len(), 0usize..6).prop_map(|(k, i)| Gen::DeleteVersion(k, i)),
         2 => (0..KEYS.len(), proptest::option::of(0usize..6), 0u32..9)
             .prop_map(|(k, i, t)| Gen::Retag(k, i, t)),
@@ -382,7 +391,18 @@ fn resolve(g: &Gen, model: &Model) -> Op2 {
                 _ => None,
             },
         },
-        Gen::Delete(k) => Op2::Delete { key: key(*k) },
+        Gen::Delete(k, c) => Op2::Delete {
+            key: key(*k),
+            if_match: match c {
+                0 => Some(
+                    model
+                        .live(KEYS[*k])
+                        .map_or_else(|| etag(999), |v| v.etag.clone()),
+                ),
+                1 => Some(etag(998)),
+                _ => None,
+            },
+        },
         Gen::DeleteVersion(k, i) => Op2::DeleteVersion {
             key: key(*k),
             id: version(*k, *i),
@@ -475,13 +495,13 @@ fn versioned_keys_by_hand() {
             Enable,
             Put(0, 2, 9),
             Put(0, 3, 9),
-            Delete(0),
+            Delete(0, 3),
             DeleteVersion(0, 0),
             Retag(0, Some(2), 5),
             Suspend,
             Put(0, 4, 9),
             Put(0, 5, 9),
-            Delete(0),
+            Delete(0, 3),
             DeleteVersion(0, 5),
             Retag(0, None, 6),
         ],
@@ -498,7 +518,8 @@ fn the_same_run_batched_differently_ends_the_same() {
         Put(1, 2, 9),
         Put(0, 3, 0),
         Put(0, 4, 1),
-        Delete(1),
+        Delete(1, 0),
+        Delete(0, 1),
         Retag(0, Some(1), 3),
         DeleteVersion(0, 1),
         Suspend,
@@ -537,7 +558,7 @@ fn a_null_version_over_a_relinked_marker_keeps_the_new_chain() {
             Enable,
             Put(0, 0, 1),
             Suspend,
-            Delete(0),
+            Delete(0, 3),
             DeleteVersion(0, 1),
             Put(0, 0, 0),
         ],
