@@ -38,6 +38,9 @@ pub enum EngineError {
     EntityTooSmall { number: u32, size: u64, min: u64 },
     #[error("{0}")]
     MethodNotAllowed(&'static str),
+    /// Object Lock forbids it (a retention or a legal hold).
+    #[error("{0}")]
+    ObjectLocked(&'static str),
     #[error(transparent)]
     Log(#[from] LogError),
     /// An index failure with no meaning of its own to the S3 layer (the

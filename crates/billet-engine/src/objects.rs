@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 
 use billet_block::{Cid, validate_key};
-use billet_records::{ChecksumType, Manifest};
+use billet_records::{ChecksumType, LockMode, Manifest};
 use billet_unixfs::ChecksumAlgorithm;
 use bytes::Bytes;
 use futures_core::Stream;
@@ -32,6 +32,10 @@ pub struct ObjectMeta {
     pub tags: BTreeMap<String, String>,
     /// The object ACL (the manifest's `acl`).
     pub acl: BTreeMap<String, Vec<String>>,
+    /// Object Lock retention the write asks for (else the bucket's
+    /// default, if it has one).
+    pub lock: Option<(LockMode, i64)>,
+    pub legal_hold: bool,
 }
 
 impl ObjectMeta {
@@ -47,6 +51,9 @@ impl ObjectMeta {
             user: m.meta.clone(),
             tags: m.tags.clone(),
             acl: m.acl.clone(),
+            // A lock belongs to its version: copies get their own.
+            lock: None,
+            legal_hold: false,
         }
     }
 
@@ -60,6 +67,9 @@ impl ObjectMeta {
         m.meta = self.user;
         m.tags = self.tags;
         m.acl = self.acl;
+        m.lock_mode = self.lock.map(|(mode, _)| mode);
+        m.lock_until = self.lock.map(|(_, until)| until);
+        m.legal_hold = self.legal_hold;
     }
 }
 
@@ -232,12 +242,27 @@ impl Engine {
         version_id: Option<&str>,
         condition: Option<Condition>,
     ) -> Result<DeleteOutcome, EngineError> {
+        self.delete_with(bucket, key, version_id, condition, false)
+            .await
+    }
+
+    /// [`Engine::delete_if`], where `bypass_governance` says whether the
+    /// requester may remove a version under a GOVERNANCE retention.
+    pub async fn delete_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        condition: Option<Condition>,
+        bypass_governance: bool,
+    ) -> Result<DeleteOutcome, EngineError> {
         validate_key(key.as_bytes())?;
         let handle = self.handle(bucket);
         let mutation = Mutation::Delete {
             key: key.to_string(),
             version_id: version_id.map(str::to_string),
             condition,
+            bypass_governance,
         };
         match pipeline::submit(&self.inner, &handle, mutation).await? {
             Outcome::Delete {
@@ -330,6 +355,36 @@ impl Engine {
         acl: BTreeMap<String, Vec<String>>,
     ) -> Result<Option<String>, EngineError> {
         self.rewrite(bucket, key, version_id, Rewrite::Acl(acl))
+            .await
+    }
+
+    /// Sets or removes the Object Lock retention of one version (the
+    /// latest when `version_id` is `None`). A retention in force is only
+    /// extended, unless it is GOVERNANCE and `bypass_governance`.
+    pub async fn set_retention(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        retention: Option<(LockMode, i64)>,
+        bypass_governance: bool,
+    ) -> Result<Option<String>, EngineError> {
+        let change = Rewrite::Retention {
+            retention,
+            bypass_governance,
+        };
+        self.rewrite(bucket, key, version_id, change).await
+    }
+
+    /// Puts a legal hold on one version, or lifts it.
+    pub async fn set_legal_hold(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> Result<Option<String>, EngineError> {
+        self.rewrite(bucket, key, version_id, Rewrite::LegalHold(on))
             .await
     }
 

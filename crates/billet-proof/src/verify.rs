@@ -3,7 +3,7 @@
 
 use billet_block::{Block, Cid, Codec, cid_of};
 use billet_mmr::{InclusionProof, leaf_hash, leaf_index, verify_consistency, verify_inclusion};
-use billet_records::{Commit, Manifest};
+use billet_records::{Commit, LockMode, Manifest};
 
 use crate::ProofError;
 use crate::records::{
@@ -26,6 +26,10 @@ pub enum Verified {
         etag: String,
         size: u64,
         head: Cid,
+        /// The version's Object Lock retention (mode, until: ms since the
+        /// Unix epoch) and legal hold, as its manifest records them.
+        retention: Option<(LockMode, i64)>,
+        legal_hold: bool,
     },
     Absent {
         bucket: String,
@@ -71,10 +75,30 @@ impl std::fmt::Display for Verified {
                 etag,
                 size,
                 head,
-            } => write!(
-                f,
-                "{bucket}/{key} is present at head {head}: manifest {manifest}, {size} bytes, ETag {etag}"
-            ),
+                retention,
+                legal_hold,
+            } => {
+                write!(
+                    f,
+                    "{bucket}/{key} is present at head {head}: manifest {manifest}, {size} bytes, ETag {etag}"
+                )?;
+                if let Some((mode, until)) = retention {
+                    let date = time::OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(*until) * 1_000_000,
+                    )
+                    .ok()
+                    .and_then(|d| {
+                        d.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| format!("{until} ms"));
+                    write!(f, "; retained ({}) until {date}", mode.s3_name())?;
+                }
+                if *legal_hold {
+                    write!(f, "; under legal hold")?;
+                }
+                Ok(())
+            }
             Verified::Absent { bucket, key, head } => {
                 write!(f, "{bucket}/{key} is absent at head {head}")
             }
@@ -199,6 +223,8 @@ fn object(p: &ObjectProof, node: &str) -> Result<Verified, ProofError> {
                 bucket,
                 key: p.key.clone(),
                 manifest: v,
+                retention: m.retention(),
+                legal_hold: m.legal_hold,
                 etag: m.etag,
                 size: m.size,
                 head,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::error::{RecordError, invalid};
+use crate::lock::ObjectLock;
 
 const RECORD: &str = "commit";
 const TYPE: &str = "billet.commit";
@@ -33,6 +34,9 @@ pub struct BucketSettings {
     pub chunk_size: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Present once Object Lock is enabled (it never goes away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
 }
 
 impl Default for BucketSettings {
@@ -41,6 +45,7 @@ impl Default for BucketSettings {
             versioning: Versioning::Unversioned,
             chunk_size: 1 << 20,
             tags: BTreeMap::new(),
+            object_lock: None,
         }
     }
 }
@@ -245,6 +250,16 @@ impl Commit {
         let cs = self.settings.chunk_size;
         if cs == 0 || cs > 4 << 20 {
             return Err(invalid(RECORD, "settings", "chunkSize must be 1..=4 MiB"));
+        }
+        if let Some(lock) = &self.settings.object_lock {
+            lock.validate()?;
+            if self.settings.versioning != Versioning::Enabled {
+                return Err(invalid(
+                    RECORD,
+                    "settings",
+                    "Object Lock needs versioning Enabled",
+                ));
+            }
         }
         Ok(())
     }

@@ -13,8 +13,10 @@
 
 mod commit;
 mod error;
+mod lock;
 mod manifest;
 
 pub use commit::{BucketSettings, COMMIT_VERSION, Commit, Versioning};
 pub use error::RecordError;
+pub use lock::{LockMode, ObjectLock, lock_blocks};
 pub use manifest::{ChecksumType, MAX_PARTS, Manifest, etag_is_valid};

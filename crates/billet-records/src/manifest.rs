@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::error::{RecordError, invalid};
+use crate::lock::LockMode;
 
 const RECORD: &str = "manifest";
 const TYPE: &str = "billet.manifest";
@@ -96,6 +97,15 @@ pub struct Manifest {
     /// retried CompleteMultipartUpload can be answered with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<String>,
+    /// Object Lock retention: the mode, and until when (ms since the Unix
+    /// epoch); both or neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<LockMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_until: Option<i64>,
+    /// Object Lock legal hold (present only when on).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub legal_hold: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -157,6 +167,9 @@ impl Manifest {
             modified: now_ms,
             prev: None,
             upload: None,
+            lock_mode: None,
+            lock_until: None,
+            legal_hold: false,
         }
     }
 
@@ -178,6 +191,11 @@ impl Manifest {
         })?;
         m.validate()?;
         Ok(m)
+    }
+
+    /// The retention it carries, if any.
+    pub fn retention(&self) -> Option<(LockMode, i64)> {
+        self.lock_mode.zip(self.lock_until)
     }
 
     /// The rules a manifest obeys, whoever wrote it.
@@ -218,18 +236,27 @@ impl Manifest {
                 "times must satisfy 0 <= created <= modified",
             ));
         }
+        if self.lock_mode.is_some() != self.lock_until.is_some() {
+            return Err(invalid(
+                RECORD,
+                "lockMode",
+                "a retention has both a mode and a date, or neither",
+            ));
+        }
         if self.delete_marker {
             let bodyless = self.body.is_none()
                 && self.size == 0
                 && self.etag.is_empty()
                 && self.sha256.is_none()
                 && self.parts.is_empty()
-                && self.checksums.is_empty();
+                && self.checksums.is_empty()
+                && self.lock_mode.is_none()
+                && !self.legal_hold;
             if !bodyless {
                 return Err(invalid(
                     RECORD,
                     "deleteMarker",
-                    "a delete marker has no body, size, digests or parts",
+                    "a delete marker has no body, size, digests, parts or lock",
                 ));
             }
             return Ok(());

@@ -306,6 +306,15 @@ const ACL_WRITING_OPS: [&str; 4] = [
     "PutObjectAcl",
 ];
 
+/// Operations that may bypass a GOVERNANCE retention, when allowed to.
+const BYPASS_OPS: [&str; 2] = ["DeleteObject", "PutObjectRetention"];
+
+fn asks_bypass(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("x-amz-bypass-governance-retention")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+}
+
 /// Listings, whose query sets `s3:prefix`, `s3:delimiter`, `s3:max-keys`.
 const LIST_OPS: [&str; 3] = ["ListObjects", "ListObjectsV2", "ListObjectVersions"];
 
@@ -375,6 +384,25 @@ impl Access {
             .await?;
         if decision == Decision::Deny {
             return Err(self.refusal(&bucket).await?);
+        }
+        if BYPASS_OPS.contains(&op)
+            && asks_bypass(cx.headers())
+            && let Some(object) = &object
+        {
+            let act = action("BypassGovernanceRetention", false);
+            let decision = self
+                .authz
+                .authorize(
+                    key.as_deref(),
+                    &bucket,
+                    Some((object, version.as_deref())),
+                    &act,
+                    &conditions,
+                )
+                .await?;
+            if decision == Decision::Deny {
+                return Err(denied());
+            }
         }
         if ACL_WRITING_OPS.contains(&op)
             && let Some(access) = self.authz.bucket(&bucket).await?
@@ -453,18 +481,28 @@ impl S3Access for Access {
         }
         conditions.set("aws:SecureTransport", "false");
         let bucket = req.input.bucket.clone();
+        let bypass = req.input.bypass_governance_retention == Some(true);
         for obj in &req.input.delete.objects {
-            let act = action("DeleteObject", obj.version_id.is_some());
-            let decision = self
-                .authz
-                .authorize(
-                    key.as_deref(),
-                    &bucket,
-                    Some((&obj.key, obj.version_id.as_deref())),
-                    &act,
-                    &conditions,
-                )
-                .await?;
+            let mut acts = vec![action("DeleteObject", obj.version_id.is_some())];
+            if bypass {
+                acts.push(action("BypassGovernanceRetention", false));
+            }
+            let mut decision = Decision::Allow;
+            for act in &acts {
+                if decision == Decision::Deny {
+                    break;
+                }
+                decision = self
+                    .authz
+                    .authorize(
+                        key.as_deref(),
+                        &bucket,
+                        Some((&obj.key, obj.version_id.as_deref())),
+                        act,
+                        &conditions,
+                    )
+                    .await?;
+            }
             if decision == Decision::Deny {
                 return Err(s3_error!(
                     AccessDenied,

@@ -104,6 +104,14 @@ pub(crate) async fn copy_object(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
+    let (lock, legal_hold) = crate::object_lock::requested(
+        engine,
+        &i.bucket,
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )
+    .await?;
     // A copy does not take its source's ACL: the request's, or the
     // owner's alone.
     let acl = crate::put::request_acl(
@@ -129,6 +137,9 @@ pub(crate) async fn copy_object(
         ObjectMeta::of(&src.manifest)
     };
     meta.acl = acl;
+    // Nor its lock: the request's, or the bucket's default.
+    meta.lock = lock;
+    meta.legal_hold = legal_hold;
     if replace_tags {
         meta.tags = match &i.tagging {
             Some(t) => parse_tagging_header(t)?,

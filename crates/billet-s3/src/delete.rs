@@ -31,8 +31,16 @@ pub(crate) async fn delete_object(
             }
         }
     };
+    // The access check allowed the bypass if the request asks for it.
+    let bypass = i.bypass_governance_retention.unwrap_or(false);
     let out = engine
-        .delete_if(&i.bucket, &i.key, i.version_id.as_deref(), condition)
+        .delete_with(
+            &i.bucket,
+            &i.key,
+            i.version_id.as_deref(),
+            condition,
+            bypass,
+        )
         .await
         .map_err(to_s3)?;
     // S3 says whether a delete marker was involved even when none was.
@@ -60,11 +68,12 @@ pub(crate) async fn delete_objects(
         ));
     }
     let quiet = i.delete.quiet.unwrap_or(false);
+    let bypass = i.bypass_governance_retention.unwrap_or(false);
     // Submitted together, the deletes land in one commit.
     let results = futures_util::future::join_all(
         objects
             .iter()
-            .map(|o| engine.delete(&i.bucket, &o.key, o.version_id.as_deref())),
+            .map(|o| engine.delete_with(&i.bucket, &o.key, o.version_id.as_deref(), None, bypass)),
     )
     .await;
     let mut deleted = Vec::new();

@@ -41,6 +41,7 @@ pub fn to_s3(e: EngineError) -> S3Error {
         ),
         e @ EngineError::EntityTooSmall { .. } => s3_error!(EntityTooSmall, "{e}"),
         EngineError::MethodNotAllowed(why) => s3_error!(MethodNotAllowed, "{why}"),
+        EngineError::ObjectLocked(why) => s3_error!(AccessDenied, "Access Denied: {why}"),
         EngineError::SlowDown(why) => {
             tracing::warn!(reason = %why, "write refused");
             s3_error!(SlowDown, "Please reduce your request rate: {why}")

@@ -181,7 +181,11 @@ pub(crate) async fn get_object(
         (Some(mode), None) if mode.as_str() == ChecksumMode::ENABLED => Checksums::of(m),
         _ => (Checksums::default(), None),
     };
+    let (lock_mode, lock_until, legal_hold) = crate::object_lock::headers(m);
     let out = GetObjectOutput {
+        object_lock_mode: lock_mode,
+        object_lock_retain_until_date: lock_until,
+        object_lock_legal_hold_status: legal_hold,
         body: Some(StreamingBlob::wrap(body)),
         accept_ranges: Some("bytes".into()),
         content_length: Some((end - start) as i64),
@@ -243,7 +247,11 @@ pub(crate) async fn head_object(
         _ => (Checksums::default(), None),
     };
     let tags = m.tags.len();
+    let (lock_mode, lock_until, legal_hold) = crate::object_lock::headers(m);
     let mut resp = S3Response::new(HeadObjectOutput {
+        object_lock_mode: lock_mode,
+        object_lock_retain_until_date: lock_until,
+        object_lock_legal_hold_status: legal_hold,
         accept_ranges: Some("bytes".into()),
         content_length: Some((end - start) as i64),
         content_range,

@@ -16,6 +16,7 @@ mod error;
 mod get;
 mod listing;
 mod multipart;
+mod object_lock;
 pub mod policy;
 mod post_object;
 mod put;

@@ -105,6 +105,14 @@ pub(crate) async fn create(
         .map(|a| algorithm(a.as_str()))
         .transpose()?;
     let checksum = upload_checksum(algo, i.checksum_type.as_ref().map(|t| t.as_str()))?;
+    let (lock, legal_hold) = crate::object_lock::requested(
+        engine,
+        &i.bucket,
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )
+    .await?;
     let acl = crate::put::request_acl(
         i.acl.as_ref(),
         [
@@ -124,6 +132,8 @@ pub(crate) async fn create(
     }
     .into_meta(i.metadata, tags);
     meta.acl = acl;
+    meta.lock = lock;
+    meta.legal_hold = legal_hold;
     let up = engine
         .create_upload(&i.bucket, &i.key, meta, Some(checksum))
         .await

@@ -42,7 +42,7 @@ impl SystemHeaders {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
             tags,
-            acl: BTreeMap::new(),
+            ..ObjectMeta::default()
         }
     }
 }
@@ -141,6 +141,14 @@ pub(crate) async fn put_object(
         None => BTreeMap::new(),
     };
     let cond = condition(input.if_match.clone(), input.if_none_match.clone())?;
+    let (lock, legal_hold) = crate::object_lock::requested(
+        engine,
+        &input.bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )
+    .await?;
     let acl = request_acl(
         input.acl.as_ref(),
         [
@@ -173,6 +181,8 @@ pub(crate) async fn put_object(
     }
     .into_meta(input.metadata, tags);
     meta.acl = acl;
+    meta.lock = lock;
+    meta.legal_hold = legal_hold;
     let computed = staged.ingested.checksums.clone();
     let out = engine
         .put(&input.bucket, &input.key, staged, meta, cond)

@@ -10,7 +10,7 @@ use crate::authz::Authorizer;
 use crate::authz::bucket_access;
 use crate::error::to_s3;
 use crate::util::{decode_token, encode_token, timestamp};
-use crate::{bucket_config, copy, delete, get, listing, multipart, put, tagging};
+use crate::{bucket_config, copy, delete, get, listing, multipart, object_lock, put, tagging};
 
 /// The most buckets one ListBuckets page names (S3's bound on
 /// `max-buckets`, and its page without one).
@@ -158,6 +158,7 @@ impl S3 for BilletS3 {
                 "Bucket ACLs other than private cannot be combined with BucketOwnerEnforced"
             ));
         }
+        let lock_enabled = req.input.object_lock_enabled_for_bucket == Some(true);
         let name = req.input.bucket;
         if !s3s::path::check_bucket_name(&name) {
             return Err(s3_error!(
@@ -197,6 +198,9 @@ impl S3 for BilletS3 {
         }
         if let Some(acl) = acl.filter(|a| !a.grants.is_empty()) {
             bucket_config::store_acl(&self.authz, &name, &acl).await?;
+        }
+        if lock_enabled {
+            object_lock::enable_at_creation(&self.engine, &name).await?;
         }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{name}")),
@@ -279,6 +283,12 @@ impl S3 for BilletS3 {
                 ));
             }
         };
+        if want == Versioning::Suspended && state.settings.object_lock.is_some() {
+            return Err(s3_error!(
+                InvalidBucketState,
+                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+            ));
+        }
         if state.settings.versioning != want {
             let mut settings = state.settings;
             settings.versioning = want;
@@ -309,6 +319,48 @@ impl S3 for BilletS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         get::head_object(&self.engine, req).await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        object_lock::put_configuration(&self.engine, req).await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        object_lock::get_configuration(&self.engine, req).await
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        object_lock::put_retention(&self.engine, req).await
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        object_lock::get_retention(&self.engine, req).await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        object_lock::put_legal_hold(&self.engine, req).await
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        object_lock::get_legal_hold(&self.engine, req).await
     }
 
     async fn get_object_attributes(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use billet_block::Cid;
 use billet_log::Receipt;
-use billet_records::{BucketSettings, Manifest};
+use billet_records::{BucketSettings, LockMode, Manifest, lock_blocks};
 
 use crate::error::EngineError;
 
@@ -52,6 +52,8 @@ pub(crate) enum Mutation {
         version_id: Option<String>,
         /// Checked against the version the delete removes or hides.
         condition: Option<Condition>,
+        /// May remove a version under a GOVERNANCE retention.
+        bypass_governance: bool,
     },
     /// New tags or ACL for one version (the latest when `version_id` is
     /// `None`).
@@ -73,14 +75,47 @@ pub(crate) enum Mutation {
 pub enum Rewrite {
     Tags(BTreeMap<String, String>),
     Acl(BTreeMap<String, Vec<String>>),
+    /// A new Object Lock retention (`None`: removed). Shortening or
+    /// removing one still in force needs `bypass_governance` (GOVERNANCE)
+    /// or is refused (COMPLIANCE).
+    Retention {
+        retention: Option<(LockMode, i64)>,
+        bypass_governance: bool,
+    },
+    LegalHold(bool),
 }
 
 impl Rewrite {
-    pub(crate) fn apply(&self, m: &mut billet_records::Manifest) {
+    /// Changes `m` as asked, if the version's lock allows it at `now_ms`.
+    pub(crate) fn apply(&self, m: &mut Manifest, now_ms: i64) -> Result<(), EngineError> {
         match self {
             Rewrite::Tags(t) => m.tags = t.clone(),
             Rewrite::Acl(a) => m.acl = a.clone(),
+            Rewrite::Retention {
+                retention,
+                bypass_governance,
+            } => {
+                if let Some((mode, until)) = m.retention().filter(|(_, u)| *u > now_ms) {
+                    let weaker = match retention {
+                        None => true,
+                        Some((new_mode, new_until)) => {
+                            *new_until < until
+                                || (mode == LockMode::Compliance && *new_mode != mode)
+                        }
+                    };
+                    if weaker
+                        && let Some(why) =
+                            lock_blocks(false, Some((mode, until)), now_ms, *bypass_governance)
+                    {
+                        return Err(EngineError::ObjectLocked(why));
+                    }
+                }
+                m.lock_mode = retention.map(|(mode, _)| mode);
+                m.lock_until = retention.map(|(_, until)| until);
+            }
+            Rewrite::LegalHold(on) => m.legal_hold = *on,
         }
+        Ok(())
     }
 
     /// Why a delete marker cannot take it.
@@ -88,6 +123,7 @@ impl Rewrite {
         match self {
             Rewrite::Tags(_) => "a delete marker cannot carry tags",
             Rewrite::Acl(_) => "a delete marker cannot carry an ACL",
+            Rewrite::Retention { .. } | Rewrite::LegalHold(_) => "a delete marker cannot be locked",
         }
     }
 }

@@ -15,7 +15,7 @@ use billet_block::{Block, Cid};
 use billet_index::{NULL_VERSION, ObjectVersion, RowChange};
 use billet_log::Receipt;
 use billet_mst::Op;
-use billet_records::{BucketSettings, Manifest, Versioning};
+use billet_records::{BucketSettings, Manifest, Versioning, lock_blocks};
 
 use super::mutation::{Condition, Mutation, Outcome};
 use super::rows::Rows;
@@ -321,6 +321,14 @@ pub(crate) fn plan(
                 let mut manifest = manifest.as_ref().clone();
                 manifest.version_id = (!is_null).then(|| version_id.clone());
                 manifest.prev = prev;
+                // The bucket's default retention, decided with the commit.
+                if manifest.lock_mode.is_none()
+                    && let Some(rule) = &settings.object_lock
+                    && let Some((mode, until)) = rule.default_retention(stamps.now_ms)
+                {
+                    manifest.lock_mode = Some(mode);
+                    manifest.lock_until = Some(until);
+                }
                 let cid = plan.add_version(key, &version_id, manifest.clone())?;
                 plan.receipt = plan.receipt.merge(*receipt);
                 if let Some(id) = upload {
@@ -347,6 +355,7 @@ pub(crate) fn plan(
                 key,
                 version_id: None,
                 condition,
+                ..
             } => {
                 let cur = seen.current(key);
                 let live = cur.as_ref().filter(|c| !c.delete_marker);
@@ -409,6 +418,7 @@ pub(crate) fn plan(
                 key,
                 version_id: Some(vid),
                 condition,
+                bypass_governance,
             } => {
                 // Permanently removing one version.
                 let target = rows.version(key, Some(vid));
@@ -417,6 +427,17 @@ pub(crate) fn plan(
                     .map(|t| t.manifest.etag.as_str());
                 if let Err(e) = Condition::check(condition.as_ref(), etag) {
                     plan.results.push(Err(e));
+                    continue;
+                }
+                if let Some(why) = target.and_then(|t| {
+                    lock_blocks(
+                        t.manifest.legal_hold,
+                        t.manifest.retention(),
+                        stamps.now_ms,
+                        *bypass_governance,
+                    )
+                }) {
+                    plan.results.push(Err(EngineError::ObjectLocked(why)));
                     continue;
                 }
                 match target {
@@ -453,7 +474,10 @@ pub(crate) fn plan(
                 }),
                 Some(t) => {
                     let mut m = t.manifest.clone();
-                    change.apply(&mut m);
+                    if let Err(e) = change.apply(&mut m, stamps.now_ms) {
+                        plan.results.push(Err(e));
+                        continue;
+                    }
                     m.modified = stamps.now_ms.max(m.created);
                     let versions = rows.all(key).unwrap_or_default();
                     let latest = rewrite_chain(versions, key, &t.version_id, Some(m), &mut plan)?;

@@ -77,6 +77,16 @@ pub fn action(op: &str, version: bool) -> Action {
         "AbortMultipartUpload" => a("AbortMultipartUpload", Write, true),
         "ListParts" => a("ListMultipartUploadParts", Read, true),
         "DeleteObject" => a(&v("DeleteObject", "DeleteObjectVersion"), Write, true),
+        "GetObjectRetention" => a("GetObjectRetention", Read, true),
+        "PutObjectRetention" => a("PutObjectRetention", Write, true),
+        "GetObjectLegalHold" => a("GetObjectLegalHold", Read, true),
+        "PutObjectLegalHold" => a("PutObjectLegalHold", Write, true),
+        // Asked for besides the operation's own action when a request sets
+        // x-amz-bypass-governance-retention: the bucket owner's, or whom a
+        // policy names.
+        "BypassGovernanceRetention" => a("BypassGovernanceRetention", Owner, true),
+        "GetObjectLockConfiguration" => a("GetBucketObjectLockConfiguration", Read, false),
+        "PutObjectLockConfiguration" => a("PutBucketObjectLockConfiguration", Owner, false),
         // Checked again per key by the operation's own access hook.
         "DeleteObjects" => a("DeleteObject", Write, false),
         "ListObjects" | "ListObjectsV2" | "HeadBucket" => a("ListBucket", Read, false),
@@ -127,5 +137,11 @@ mod tests {
         assert_eq!(action("PutBucketPolicy", false).class, Class::Owner);
         assert_eq!(action("GetObjectTagging", false).class, Class::Read);
         assert_eq!(action("AbortMultipartUpload", false).class, Class::Write);
+        let bypass = action("BypassGovernanceRetention", false);
+        assert_eq!((bypass.class, bypass.object), (Class::Owner, true));
+        assert_eq!(
+            action("PutObjectRetention", true).iam,
+            "s3:PutObjectRetention"
+        );
     }
 }

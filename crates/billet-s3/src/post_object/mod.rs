@@ -280,6 +280,8 @@ where
             .collect(),
         tags,
         acl: acl.to_manifest(),
+        // Form uploads name no lock: the bucket's default applies.
+        ..ObjectMeta::default()
     };
 
     // Only now is the file read: streamed into the log, cut off past the

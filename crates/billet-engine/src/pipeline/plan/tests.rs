@@ -322,11 +322,13 @@ fn to_mutation(op: &Op2) -> Mutation {
             key: key.clone(),
             version_id: None,
             condition: if_match.clone().map(Condition::IfMatch),
+            bypass_governance: false,
         },
         Op2::DeleteVersion { key, id } => Mutation::Delete {
             key: key.clone(),
             version_id: Some(id.clone()),
             condition: None,
+            bypass_governance: false,
         },
         Op2::Retag { key, id, tag } => Mutation::Rewrite {
             key: key.clone(),
