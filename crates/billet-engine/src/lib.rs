@@ -16,6 +16,7 @@ mod fsck;
 mod gc;
 mod history;
 mod import;
+mod lifecycle;
 mod mmr;
 mod multipart;
 mod objects;
@@ -55,6 +56,7 @@ pub use gc::{
     BucketHistory, CollectOptions, DEFAULT_KEEP_SECS, GcConfig, GcHooks, GcReport, GcStatus,
     GcStep, LAST_REPORT, PlaneReport, RetainedHistory,
 };
+pub use lifecycle::{Filter as LifecycleFilter, Lifecycle, LifecycleReport, Rule as LifecycleRule};
 pub use mmr::MmrState;
 pub use multipart::{
     CompleteOutcome, CompletedPart, MIN_PART_SIZE, PartInfo, UploadChecksum, UploadInfo,

@@ -14,6 +14,7 @@ pub mod cors;
 mod delete;
 mod error;
 mod get;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod object_lock;

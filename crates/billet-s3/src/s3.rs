@@ -10,7 +10,9 @@ use crate::authz::Authorizer;
 use crate::authz::bucket_access;
 use crate::error::to_s3;
 use crate::util::{decode_token, encode_token, timestamp};
-use crate::{bucket_config, copy, delete, get, listing, multipart, object_lock, put, tagging};
+use crate::{
+    bucket_config, copy, delete, get, lifecycle, listing, multipart, object_lock, put, tagging,
+};
 
 /// The most buckets one ListBuckets page names (S3's bound on
 /// `max-buckets`, and its page without one).
@@ -319,6 +321,27 @@ impl S3 for BilletS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         get::head_object(&self.engine, req).await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put(&self.engine, req).await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get(&self.engine, req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete(&self.engine, req).await
     }
 
     async fn put_object_lock_configuration(

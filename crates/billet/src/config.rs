@@ -35,7 +35,20 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub gc: GcFile,
+    #[serde(default)]
+    pub lifecycle: LifecycleFile,
     pub remote: Option<crate::remote_config::RemoteFile>,
+}
+
+/// The background pass that applies buckets' lifecycle configurations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleFile {
+    /// Seconds between passes (default a day); 0 turns them off.
+    pub interval_secs: Option<u64>,
+    /// How long a lifecycle "day" is, in seconds (default 86400). Shorter
+    /// days are for tests, as Ceph RGW's `rgw_lc_debug_interval`.
+    pub day_secs: Option<u64>,
 }
 
 /// The garbage collector (see `docs/gc.md`).
@@ -158,6 +171,10 @@ pub struct Config {
     pub gc: billet_engine::GcConfig,
     /// Between background collections (`None`: none run).
     pub gc_interval: Option<Duration>,
+    /// Between lifecycle passes (`None`: none run).
+    pub lifecycle_interval: Option<Duration>,
+    /// How long a lifecycle day is.
+    pub lifecycle_day: Duration,
     /// Who may use Basic authentication on `/_billet/v1`.
     pub history_basic_auth: crate::history_api::BasicAuth,
 }
@@ -308,6 +325,14 @@ impl Config {
             gc_interval: match file.gc.interval_secs.unwrap_or(3600) {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
+            },
+            lifecycle_interval: match file.lifecycle.interval_secs.unwrap_or(86_400) {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
+            lifecycle_day: match file.lifecycle.day_secs.unwrap_or(86_400) {
+                0 => anyhow::bail!("lifecycle.day_secs must be at least 1"),
+                s => Duration::from_secs(s),
             },
             history_basic_auth: match file.history_basic_auth.as_deref() {
                 None => crate::history_api::BasicAuth::Loopback,

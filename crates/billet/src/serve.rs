@@ -67,6 +67,29 @@ pub async fn run(config: Config) -> Result<()> {
             }
         })
     });
+    let lifecycle = config.lifecycle_interval.map(|every| {
+        let engine = engine.clone();
+        let day_ms = i64::try_from(config.lifecycle_day.as_millis()).unwrap_or(i64::MAX);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match engine.run_lifecycle(billet_engine::now_ms(), day_ms).await {
+                    Ok(r) if r.buckets > 0 => tracing::info!(
+                        buckets = r.buckets,
+                        expired = r.expired,
+                        versions_removed = r.versions_removed,
+                        uploads_aborted = r.uploads_aborted,
+                        skipped = r.skipped,
+                        "lifecycle"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "lifecycle pass failed"),
+                }
+            }
+        })
+    });
     if let Some(c) = engine.cold() {
         tracing::info!(remote = %c.describe(), node = %c.node(), "shipping sealed segments");
     }
@@ -190,6 +213,11 @@ pub async fn run(config: Config) -> Result<()> {
     // A collection cut short is safe (docs/gc.md): it stops where it is.
     if let Some(c) = collector {
         c.abort();
+    }
+    // Each removal of a pass is a commit of its own: stopping between two
+    // leaves the rest for the next pass.
+    if let Some(l) = lifecycle {
+        l.abort();
     }
     // An upload cut short is not recorded; it ships again next start.
     if let Some(c) = cold {

@@ -85,6 +85,10 @@ pub fn action(op: &str, version: bool) -> Action {
         // x-amz-bypass-governance-retention: the bucket owner's, or whom a
         // policy names.
         "BypassGovernanceRetention" => a("BypassGovernanceRetention", Owner, true),
+        "GetBucketLifecycleConfiguration" => a("GetLifecycleConfiguration", Owner, false),
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => {
+            a("PutLifecycleConfiguration", Owner, false)
+        }
         "GetObjectLockConfiguration" => a("GetBucketObjectLockConfiguration", Read, false),
         "PutObjectLockConfiguration" => a("PutBucketObjectLockConfiguration", Owner, false),
         // Checked again per key by the operation's own access hook.
