@@ -524,6 +524,8 @@ impl Engine {
         let from_upload = |v: &ObjectVersion| v.manifest.upload.as_deref() == Some(upload_id);
         match self.inner.index.object(bucket, key, None).await? {
             Some(v) if from_upload(&v) => return Ok(Some(v)),
+            // A null version with nothing below it: no older version to
+            // look through.
             Some(v) if v.manifest.version_id.is_none() && v.manifest.prev.is_none() => {
                 return Ok(None);
             }
