@@ -95,6 +95,12 @@ pub struct Log {
     _lock: Option<std::fs::File>,
 }
 
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.block_locations.stop_builder();
+    }
+}
+
 /// An exclusive lock on `<dir>/LOCK` for as long as the log is open for
 /// writing: a second writer (a server and an `import`, say) would
 /// interleave frames in the open segments.

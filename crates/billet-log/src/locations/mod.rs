@@ -423,10 +423,21 @@ impl BlockLocations {
     }
 }
 
-impl Drop for BlockLocations {
-    fn drop(&mut self) {
-        if let Some(b) = lock(&self.builder).take() {
+impl BlockLocations {
+    /// Lets the builder and merger threads finish what they were sent and
+    /// waits for them. Called when the log closes: a build in flight holds
+    /// a reference of its own, so waiting for the last reference to go
+    /// would let a log reopened on the same directory race that build.
+    pub(crate) fn stop_builder(&self) {
+        let handle = lock(&self.builder).take();
+        if let Some(b) = handle {
             b.stop();
         }
+    }
+}
+
+impl Drop for BlockLocations {
+    fn drop(&mut self) {
+        self.stop_builder();
     }
 }
