@@ -2,6 +2,7 @@
 driven by real S3 clients. Every server is started by the test that needs
 it on a free port with its own data directory, and stopped by it."""
 
+import base64
 import hashlib
 import os
 import signal
@@ -138,6 +139,16 @@ def bucket(s3):
     name = "b-" + uuid.uuid4().hex[:16]
     s3.create_bucket(Bucket=name)
     yield name
+
+
+def history(server, path):
+    """GET /_billet/v1/<path> with Basic authentication (allowed from
+    loopback by default)."""
+    req = urllib.request.Request(server.endpoint + "/_billet/v1/" + path)
+    token = base64.b64encode(f"{ACCESS_KEY}:{SECRET_KEY}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read()
 
 
 def md5(data):

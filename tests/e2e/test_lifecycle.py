@@ -4,17 +4,15 @@ versions (by age, date, tag and size), removes noncurrent versions beyond
 the newest kept and lone delete markers, aborts stale uploads, leaves
 locked versions alone, and every removal is a commit that proofs show."""
 
-import base64
 import datetime
 import json
 import subprocess
 import time
-import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, BILLET, SECRET_KEY, Server, error_code, status
+from conftest import BILLET, history, Server, error_code, status
 
 DAY = 2
 
@@ -139,14 +137,6 @@ def test_expiry_noncurrent_versions_markers_and_uploads(node):
     s3.abort_multipart_upload(Bucket=b, Key="elsewhere/file", UploadId=other)
 
 
-def fetch(server, path):
-    req = urllib.request.Request(server.endpoint + "/_billet/v1/" + path)
-    token = base64.b64encode(f"{ACCESS_KEY}:{SECRET_KEY}".encode()).decode()
-    req.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.read()
-
-
 def test_an_expiry_is_a_commit_that_proofs_show(node, tmp_path):
     s3 = node.client()
     b = "lc-plain"
@@ -154,7 +144,7 @@ def test_an_expiry_is_a_commit_that_proofs_show(node, tmp_path):
     for i in range(3):
         s3.put_object(Bucket=b, Key=f"old/{i}", Body=b"o")
     s3.put_object(Bucket=b, Key="new/0", Body=b"n")
-    before = json.loads(fetch(node, f"buckets/{b}/checkpoint?format=json"))["checkpoint"]["seq"]
+    before = json.loads(history(node, f"buckets/{b}/checkpoint?format=json"))["checkpoint"]["seq"]
     yesterday = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).replace(
         hour=0, minute=0, second=0, microsecond=0)
     s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
@@ -163,10 +153,10 @@ def test_an_expiry_is_a_commit_that_proofs_show(node, tmp_path):
     assert exists(s3, b, "new/0")
     # Unversioned: removed outright, each removal a commit of the bucket.
     assert s3.list_object_versions(Bucket=b, Prefix="old/").get("Versions") is None
-    after = json.loads(fetch(node, f"buckets/{b}/checkpoint?format=json"))["checkpoint"]["seq"]
+    after = json.loads(history(node, f"buckets/{b}/checkpoint?format=json"))["checkpoint"]["seq"]
     assert after > before
-    did = json.loads(fetch(node, "node"))["did"]
+    did = json.loads(history(node, "node"))["did"]
     proof = tmp_path / "absent.cbor"
-    proof.write_bytes(fetch(node, f"buckets/{b}/proof/object?key=old/1"))
+    proof.write_bytes(history(node, f"buckets/{b}/proof/object?key=old/1"))
     out = subprocess.run([BILLET, "verify-proof", str(proof), "--node", did], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and f"{b}/old/1 is absent" in out.stdout, out

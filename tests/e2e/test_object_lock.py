@@ -3,18 +3,16 @@ and GOVERNANCE, with the bypass for the latter), legal holds, a bucket's
 default retention, and an object proof that shows the lock and verifies
 offline."""
 
-import base64
 import datetime
 import json
 import subprocess
 import time
-import urllib.request
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, BILLET, SECRET_KEY, error_code, status
+from conftest import BILLET, history, error_code, status
 
 
 def locked_bucket(s3):
@@ -25,14 +23,6 @@ def locked_bucket(s3):
 
 def soon(seconds):
     return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
-
-
-def fetch(server, path):
-    req = urllib.request.Request(server.endpoint + "/_billet/v1/" + path)
-    token = base64.b64encode(f"{ACCESS_KEY}:{SECRET_KEY}".encode()).decode()
-    req.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.read()
 
 
 def test_a_compliance_lock_holds_until_its_date_and_the_proof_shows_it(server, s3, tmp_path):
@@ -49,9 +39,9 @@ def test_a_compliance_lock_holds_until_its_date_and_the_proof_shows_it(server, s
     assert got == {"Mode": "COMPLIANCE", "RetainUntilDate": until}
 
     # The object proof carries the lock, verifiable offline against the node.
-    did = json.loads(fetch(server, "node"))["did"]
+    did = json.loads(history(server, "node"))["did"]
     proof = tmp_path / "record.cbor"
-    proof.write_bytes(fetch(server, f"buckets/{b}/proof/object?key=record"))
+    proof.write_bytes(history(server, f"buckets/{b}/proof/object?key=record"))
     out = subprocess.run([BILLET, "verify-proof", str(proof), "--node", did], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert f"retained (COMPLIANCE) until {until.strftime('%Y-%m-%dT%H:%M:%SZ')}" in out.stdout, out.stdout
