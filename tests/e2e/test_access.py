@@ -563,3 +563,30 @@ def test_object_acls_are_kept_per_version_and_allow_what_they_grant(srv, alice, 
     with pytest.raises(ClientError) as e:
         alice.put_object_acl(Bucket=b, Key="mp.txt", GrantWrite='id="bob"')
     assert error_code(e) == "InvalidArgument"
+
+
+def test_object_lock_bypass_and_lifecycle_need_their_permissions(srv, alice, bob, ro):
+    import datetime
+
+    b = "a-" + uuid.uuid4().hex[:16]
+    alice.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    v = alice.put_object(Bucket=b, Key="g", Body=b"g", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=later)["VersionId"]
+    # Bob may delete versions by policy, but not bypass a GOVERNANCE lock.
+    alice.put_bucket_policy(Bucket=b, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": ["bob"]}, "Action": ["s3:DeleteObjectVersion", "s3:PutObjectRetention"],
+         "Resource": f"arn:aws:s3:::{b}/*"}]}))
+    denied(lambda: bob.delete_object(Bucket=b, Key="g", VersionId=v, BypassGovernanceRetention=True))
+    denied(lambda: bob.put_object_retention(Bucket=b, Key="g", VersionId=v, BypassGovernanceRetention=True, Retention={}))
+    # Without the bypass the lock itself refuses him.
+    denied(lambda: bob.delete_object(Bucket=b, Key="g", VersionId=v))
+    # A read-only key changes no lock or lifecycle configuration.
+    denied(lambda: ro.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}}))
+    denied(lambda: ro.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}))
+    denied(lambda: ro.put_object_legal_hold(Bucket=b, Key="g", VersionId=v, LegalHold={"Status": "ON"}))
+    assert "Rule" not in alice.get_object_lock_configuration(Bucket=b)["ObjectLockConfiguration"]
+    assert alice.head_object(Bucket=b, Key="g", VersionId=v)["ObjectLockMode"] == "GOVERNANCE"
+    # With the bypass permission, the owner removes it.
+    alice.delete_object(Bucket=b, Key="g", VersionId=v, BypassGovernanceRetention=True)
